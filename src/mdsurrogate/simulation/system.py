@@ -1,0 +1,158 @@
+"""The confined-electrolyte system of the papers (SPEC section 1) and the rules that build it.
+
+A monovalent electrolyte in implicit water (epsilon_r = 80, T = 298 K) between planar walls at z = -h/2 and
+z = +h/2 that carry surface charge density sigma_s; periodic in x and y. Construction follows the authors'
+code (softmaterialslab/nanoconfinement-md): reduced LJ units with the length unit = the smaller ion diameter,
+energy unit kT, box L = 10 nm for c > 0.5 M else 15 nm, 2*int(|sigma_s| L^2/e) counterions, N- = int(c 0.6022
+L^2 h), N+ = N- + counterions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+ELEMENTARY_CHARGE = 1.602176634e-19  # C
+AVOGADRO_PER_NM3_PER_MOLAR = 0.6022  # ions per nm^3 at 1 mol/L (authors use 0.6022)
+BJERRUM_LENGTH_NM = 0.714  # water, epsilon_r = 80, T = 298 K (authors' value)
+
+INPUT_NAMES: tuple[str, ...] = ("h", "c", "d_plus", "d_minus", "sigma_s")
+INPUT_UNITS = {"h": "nm", "c": "M", "d_plus": "nm", "d_minus": "nm", "sigma_s": "C/m^2"}
+INPUT_LONG_NAMES = {
+    "h": "confinement length",
+    "c": "salt concentration",
+    "d_plus": "cation diameter",
+    "d_minus": "anion diameter",
+    "sigma_s": "surface charge density",
+}
+#: Design ranges of the papers (min, max); the surrogate's inputs are min-max scaled over these.
+DESIGN_RANGES: dict[str, tuple[float, float]] = {
+    "h": (4.0, 5.0),
+    "c": (0.1, 2.0),
+    "d_plus": (0.2, 0.63),
+    "d_minus": (0.2, 0.63),
+    "sigma_s": (-0.02, -0.01),
+}
+#: The 4050-system grid of the papers (6 x 9 x 5 x 5 x 3).
+PAPER_GRID: dict[str, tuple[float, ...]] = {
+    "h": (4.0, 4.2, 4.4, 4.6, 4.8, 5.0),
+    "c": (0.1, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0),
+    "d_plus": (0.2, 0.3075, 0.415, 0.5225, 0.63),
+    "d_minus": (0.2, 0.3075, 0.415, 0.5225, 0.63),
+    "sigma_s": (-0.01, -0.015, -0.02),
+}
+#: Physical limits that apply even with allow_outside_design=True.
+PHYSICAL_LIMITS: dict[str, tuple[float, float]] = {
+    "h": (1.0, 20.0),
+    "c": (0.005, 4.0),
+    "d_plus": (0.1, 1.5),
+    "d_minus": (0.1, 1.5),
+    "sigma_s": (-0.2, 0.0),
+}
+
+
+class InvalidInput(ValueError):
+    """An input outside its allowed range; the message names the parameter and the range."""
+
+
+@dataclass(frozen=True)
+class ConfinedElectrolyte:
+    """The five physical inputs of one system (the surrogate's features).
+
+    h: confinement length (nm); c: salt concentration (M); d_plus, d_minus: ion diameters (nm);
+    sigma_s: surface charge density of each wall (C/m^2, negative). Values outside DESIGN_RANGES raise
+    InvalidInput unless allow_outside_design=True (then only PHYSICAL_LIMITS apply).
+    """
+
+    h: float
+    c: float
+    d_plus: float
+    d_minus: float
+    sigma_s: float
+    allow_outside_design: bool = field(default=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in INPUT_NAMES:
+            value = getattr(self, name)
+            if not isinstance(value, (int, float, np.floating, np.integer)) or not math.isfinite(value):
+                raise InvalidInput(f"{name} ({INPUT_LONG_NAMES[name]}) must be a finite number, got {value!r}")
+            object.__setattr__(self, name, float(value))
+            lo, hi = DESIGN_RANGES[name]
+            plo, phi = PHYSICAL_LIMITS[name]
+            unit = INPUT_UNITS[name]
+            if not (plo <= value <= phi):
+                raise InvalidInput(f"{name} ({INPUT_LONG_NAMES[name]}) = {value} {unit} is outside the physically "
+                                   f"supported range [{plo}, {phi}] {unit}")
+            if not self.allow_outside_design and not (lo - 1e-12 <= value <= hi + 1e-12):
+                raise InvalidInput(f"{name} ({INPUT_LONG_NAMES[name]}) = {value} {unit} is outside the design range "
+                                   f"[{lo}, {hi}] {unit}; pass allow_outside_design=True (CLI: --allow-outside-design) "
+                                   "to simulate it anyway")
+
+    def inputs(self) -> dict[str, float]:
+        return {k: getattr(self, k) for k in INPUT_NAMES}
+
+    def key(self) -> str:
+        """The authors' dataset key, e.g. 'Z_4.4_p_1_n_-1_d_0.415_a_0.415_c_0.1_i_-0.01'."""
+        def fmt(x: float) -> str:
+            return f"{x:g}"
+        return (f"Z_{fmt(self.h)}_p_1_n_-1_d_{fmt(self.d_plus)}_a_{fmt(self.d_minus)}"
+                f"_c_{fmt(self.c)}_i_{fmt(self.sigma_s)}")
+
+    @property
+    def counts(self) -> "ParticleCounts":
+        return particle_counts(self)
+
+
+@dataclass(frozen=True)
+class ParticleCounts:
+    """Particle numbers and the quantised wall charge of a system (authors' preprocessor rules)."""
+
+    box_length_nm: float  # L (x and y)
+    counterions: int  # 2 * int(|sigma_s| L^2 / e)
+    n_anions: int  # N- = int(c * 0.6022 * L^2 * h)
+    n_cations: int  # N+ = N- + counterions
+    mesh_per_wall: int  # M point charges per wall (square mesh)
+    mesh_charge: float  # charge of each mesh point in e: -(counterions/2)/M
+    sigma_s_effective: float  # C/m^2 actually carried by each wall
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def box_length_nm(c: float) -> float:
+    """L = 10 nm when c > 0.5 M, else 15 nm."""
+    return 10.0 if c > 0.5 else 15.0
+
+
+def mesh_points_per_wall(box_length: float) -> int:
+    """M = 784 (28 x 28) for L = 10 nm and 1764 (42 x 42) for L = 15 nm: a mesh spacing of about 0.357 nm."""
+    n_side = int(round(box_length / (10.0 / 28.0)))
+    return n_side * n_side
+
+
+def particle_counts(system: ConfinedElectrolyte) -> ParticleCounts:
+    L = box_length_nm(system.c)
+    area_m2 = (L * 1e-9) ** 2
+    counterions = 2 * int(abs(system.sigma_s) * area_m2 / ELEMENTARY_CHARGE)
+    n_minus = int(system.c * AVOGADRO_PER_NM3_PER_MOLAR * L * L * system.h)
+    n_plus = n_minus + counterions
+    m = mesh_points_per_wall(L)
+    mesh_charge = -(counterions / 2) / m
+    sigma_eff = -(counterions / 2) * ELEMENTARY_CHARGE / area_m2
+    return ParticleCounts(L, counterions, n_minus, n_plus, m, mesh_charge, sigma_eff)
+
+
+def paper_grid_systems(exclude: dict[str, float] | None = None) -> list[ConfinedElectrolyte]:
+    """All 4050 systems of the papers' grid, in the order h, c, d+, d-, sigma_s (optionally excluding
+    every system whose inputs match all items of `exclude`)."""
+    import itertools
+
+    out = []
+    for values in itertools.product(*(PAPER_GRID[k] for k in INPUT_NAMES)):
+        kw = dict(zip(INPUT_NAMES, values))
+        if exclude and all(abs(kw[k] - v) < 1e-9 for k, v in exclude.items()):
+            continue
+        out.append(ConfinedElectrolyte(**kw))
+    return out

@@ -1,0 +1,303 @@
+"""Ensemble surrogate S: ANI-style networks (torchani AEVs + element networks) trained on energy, forces, stress.
+
+Paper section 2.3: ANI networks (TorchANI), weighted sum of Huber losses on energy, forces and stress, Adam with
+learning rate 1e-3, an ensemble of two networks each fit to its own random subset of the data; forces are
+-dE/dx and the stress is (1/V) dE/d(strain), both by automatic differentiation.
+
+Neighbour lists come from ASE (periodic, any cell) and are fed to torchani's AEV terms through
+`AEVComputer.compute_from_neighbors`, so frames with different cells batch together.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.neighborlist import primitive_neighbor_list
+
+from torchani.aev import AEVComputer
+from torchani.neighbors import Neighbors
+from torchani.nn import ANINetworks
+
+EV_A3_TO_GPA = 160.21766
+
+
+@dataclass
+class SurrogateConfig:
+    """Architecture and training settings of one ensemble (paper 2.3; defaults sized for 2 CPU cores)."""
+
+    symbols: tuple[str, ...] = ("Si",)
+    radial_cutoff: float = 5.0
+    angular_cutoff: float = 3.6
+    radial_shifts: int = 16
+    angular_shifts: int = 4
+    angular_sections: int = 8
+    hidden: tuple[int, ...] = (64, 32)
+    n_members: int = 2
+    epochs: int = 32
+    batch_size: int = 16
+    lr: float = 1e-3
+    valid_fraction: float = 0.1
+    w_energy: float = 1.0  # per-atom energy, eV
+    w_forces: float = 1.0  # eV/A
+    w_stress: float = 0.1  # GPa
+    huber_delta: float = 1.0
+
+
+def _aev(cfg: SurrogateConfig) -> AEVComputer:
+    rs = np.linspace(0.8, cfg.radial_cutoff, cfg.radial_shifts, endpoint=False).tolist()
+    sa = np.linspace(0.8, cfg.angular_cutoff, cfg.angular_shifts, endpoint=False).tolist()
+    sections = (np.pi / cfg.angular_sections * (np.arange(cfg.angular_sections) + 0.5)).tolist()
+    return AEVComputer.from_constants(
+        radial_cutoff=cfg.radial_cutoff, angular_cutoff=cfg.angular_cutoff, radial_eta=16.0,
+        radial_shifts=rs, angular_eta=8.0, angular_zeta=8.0, angular_shifts=sa, sections=sections,
+        num_species=len(cfg.symbols))
+
+
+def _networks(cfg: SurrogateConfig, in_dim: int) -> ANINetworks:
+    return ANINetworks.build(list(cfg.symbols), in_dim, {}, default_dims=tuple(cfg.hidden), activation="celu",
+                             bias=True)
+
+
+@dataclass
+class Frames:
+    """A batch of frames prepared for the model: flat atoms, pairs and per-frame cells."""
+
+    elem: torch.Tensor  # (B, N) long
+    coords: torch.Tensor  # (B, N, 3)
+    cell: torch.Tensor  # (B, 3, 3)
+    pair_i: torch.Tensor  # (P,) flat atom index
+    pair_j: torch.Tensor
+    pair_shift: torch.Tensor  # (P, 3) integer cell shifts (float)
+    pair_frame: torch.Tensor  # (P,)
+    volume: torch.Tensor  # (B,)
+
+
+def _pairs(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each periodic pair within `cutoff` once (i < j, or i == j with a positive image)."""
+    i, j, s = primitive_neighbor_list("ijS", atoms.pbc, atoms.cell.array, atoms.positions, cutoff,
+                                      self_interaction=False)
+    sign = np.zeros(len(i), dtype=int)
+    for k in range(3):  # lexicographic sign of the shift vector
+        sign = np.where(sign == 0, np.sign(s[:, k]), sign)
+    keep = (i < j) | ((i == j) & (sign > 0))
+    return i[keep], j[keep], s[keep]
+
+
+def prepare(atoms_list: list[Atoms], symbols: tuple[str, ...], cutoff: float) -> Frames:
+    """Batch frames with equal atom counts into one `Frames` (neighbour lists from ASE)."""
+    n = len(atoms_list[0])
+    index = {s: k for k, s in enumerate(symbols)}
+    elem, coords, cells, pi, pj, ps, pf = [], [], [], [], [], [], []
+    for b, at in enumerate(atoms_list):
+        if len(at) != n:
+            raise ValueError("all frames in a batch need the same number of atoms")
+        elem.append([index[s] for s in at.get_chemical_symbols()])
+        coords.append(at.positions)
+        cells.append(at.cell.array)
+        i, j, s = _pairs(at, cutoff)
+        pi.append(i + b * n)
+        pj.append(j + b * n)
+        ps.append(s)
+        pf.append(np.full(len(i), b))
+    cell = torch.tensor(np.array(cells), dtype=torch.float32)
+    return Frames(
+        elem=torch.tensor(elem, dtype=torch.long), coords=torch.tensor(np.array(coords), dtype=torch.float32),
+        cell=cell, pair_i=torch.tensor(np.concatenate(pi), dtype=torch.long),
+        pair_j=torch.tensor(np.concatenate(pj), dtype=torch.long),
+        pair_shift=torch.tensor(np.concatenate(ps), dtype=torch.float32),
+        pair_frame=torch.tensor(np.concatenate(pf), dtype=torch.long),
+        volume=torch.abs(torch.linalg.det(cell)))
+
+
+def _energy_with_grads(aev: AEVComputer, nets: list[ANINetworks], fr: Frames, e0: torch.Tensor,
+                       create_graph: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Energies (M, B), forces (M, B, N, 3) and stress (M, B, 3, 3) for each member network."""
+    coords = fr.coords.clone().requires_grad_(True)
+    strain = torch.zeros_like(fr.cell, requires_grad=True)
+    sym = 0.5 * (strain + strain.transpose(1, 2))
+    flat = coords.reshape(-1, 3)
+    shift = torch.einsum("pk,pkl->pl", fr.pair_shift, fr.cell[fr.pair_frame])
+    # torchani convention: diff = coords[idx0] - coords[idx1] + shift, with idx0 = i, idx1 = j
+    diff = flat[fr.pair_i] - flat[fr.pair_j] - shift
+    diff = diff + torch.einsum("pk,pkl->pl", diff, sym[fr.pair_frame])
+    dist = diff.norm(dim=-1)
+    feats = aev.compute_from_neighbors(fr.elem, coords, Neighbors(torch.stack([fr.pair_i, fr.pair_j]), dist, diff))
+    energies, forces, stresses = [], [], []
+    for k, net in enumerate(nets):
+        e = net(fr.elem, feats) + e0[fr.elem].sum(dim=1)
+        g_x, g_s = torch.autograd.grad(e.sum(), [coords, strain], create_graph=create_graph,
+                                       retain_graph=create_graph or k < len(nets) - 1)
+        energies.append(e)
+        forces.append(-g_x)
+        stresses.append(g_s / fr.volume[:, None, None])
+    return torch.stack(energies), torch.stack(forces), torch.stack(stresses)
+
+
+def _voigt(s: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) -> ASE Voigt order xx yy zz yz xz xy."""
+    return np.stack([s[..., 0, 0], s[..., 1, 1], s[..., 2, 2], s[..., 1, 2], s[..., 0, 2], s[..., 0, 1]], axis=-1)
+
+
+def _full(v: np.ndarray) -> np.ndarray:
+    xx, yy, zz, yz, xz, xy = (v[..., k] for k in range(6))
+    return np.stack([np.stack([xx, xy, xz], -1), np.stack([xy, yy, yz], -1), np.stack([xz, yz, zz], -1)], -2)
+
+
+@dataclass
+class Prediction:
+    """Per-member predictions of the ensemble for one frame."""
+
+    energy: np.ndarray  # (M,)
+    forces: np.ndarray  # (M, N, 3)
+    stress: np.ndarray  # (M, 6) Voigt, eV/A^3
+
+    @property
+    def uq(self) -> float:
+        """SPEC 6 UQ: max over atoms of the mean over members of |F_m - F_mean|."""
+        mean = self.forces.mean(axis=0)
+        return float(np.linalg.norm(self.forces - mean[None], axis=-1).mean(axis=0).max())
+
+
+@dataclass
+class EnsembleSurrogate:
+    """An ensemble of ANI-style networks sharing one AEV featuriser."""
+
+    config: SurrogateConfig = field(default_factory=SurrogateConfig)
+    version: int = 0
+    e0: np.ndarray | None = None  # per-element energy shift
+    states: list[dict] | None = None  # member state_dicts
+    train_log: list[dict] = field(default_factory=list)
+
+    def __post_init__(self):
+        self._aev = _aev(self.config)
+        self._nets: list[ANINetworks] | None = None
+        if self.states is not None:
+            self._load_nets()
+
+    @property
+    def trained(self) -> bool:
+        return self.states is not None
+
+    def _load_nets(self):
+        self._nets = []
+        for st in self.states:
+            net = _networks(self.config, self._aev.out_dim)
+            net.load_state_dict(st)
+            net.eval()
+            self._nets.append(net)
+
+    def predict(self, atoms: Atoms) -> Prediction:
+        """Energy, forces and stress of every member for `atoms`."""
+        if not self.trained:
+            raise RuntimeError("surrogate not trained")
+        fr = prepare([atoms], self.config.symbols, self.config.radial_cutoff)
+        e, f, s = _energy_with_grads(self._aev, self._nets, fr, torch.tensor(self.e0, dtype=torch.float32),
+                                     create_graph=False)
+        return Prediction(energy=e[:, 0].detach().double().numpy(), forces=f[:, 0].detach().double().numpy(),
+                          stress=_voigt(s[:, 0].detach().double().numpy()))
+
+    def fit(self, frames: list[Atoms], rng: np.random.Generator, progress=None) -> list[dict]:
+        """Train every member on its own random (1 - valid_fraction) split (paper 2.3; SPEC 6).
+
+        `frames` carry target energy/forces/stress (e.g. read from the ASE db). Returns per-member logs.
+        """
+        cfg = self.config
+        energies = np.array([a.get_potential_energy() for a in frames])
+        forces = np.array([a.get_forces() for a in frames])
+        stress = np.array([a.get_stress() for a in frames])
+        counts = np.array([[sum(1 for s in a.get_chemical_symbols() if s == sym) for sym in cfg.symbols]
+                           for a in frames], dtype=float)
+        e0 = np.linalg.lstsq(counts, energies, rcond=None)[0]
+        self.e0 = e0
+        e0_t = torch.tensor(e0, dtype=torch.float32)
+        data = prepare(frames, cfg.symbols, cfg.radial_cutoff)
+        n_atoms = data.elem.shape[1]
+        y_e = torch.tensor(energies, dtype=torch.float32)
+        y_f = torch.tensor(forces, dtype=torch.float32)
+        y_s = torch.tensor(_full(stress), dtype=torch.float32)
+        states, logs = [], []
+        for m in range(cfg.n_members):
+            seed = int(rng.integers(2**31))
+            gen = torch.Generator().manual_seed(seed)
+            split_rng = np.random.default_rng(seed)
+            is_train = split_rng.random(len(frames)) > cfg.valid_fraction
+            train_idx = np.flatnonzero(is_train)
+            valid_idx = np.flatnonzero(~is_train)
+            torch.manual_seed(seed)
+            net = _networks(cfg, self._aev.out_dim)
+            opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+            for epoch in range(cfg.epochs):
+                order = train_idx[torch.randperm(len(train_idx), generator=gen).numpy()]
+                for start in range(0, len(order), cfg.batch_size):
+                    idx = order[start:start + cfg.batch_size]
+                    loss = self._loss(net, _subset(data, idx), e0_t, y_e[idx], y_f[idx], y_s[idx], n_atoms)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                if progress is not None:
+                    progress(m, epoch)
+            log = {"member": m, "seed": seed, "n_train": int(len(train_idx)), "n_valid": int(len(valid_idx))}
+            if len(valid_idx):
+                net.eval()
+                e, f, s = _energy_with_grads(self._aev, [net], _subset(data, valid_idx), e0_t, False)
+                e, f, s = e.detach(), f.detach(), s.detach()
+                log["valid_energy_mae_per_atom"] = float((e[0] - y_e[valid_idx]).abs().mean() / n_atoms)
+                log["valid_force_mae"] = float((f[0] - y_f[valid_idx]).abs().mean())
+                log["valid_stress_mae_gpa"] = float((s[0] - y_s[valid_idx]).abs().mean() * EV_A3_TO_GPA)
+            states.append({k: v.detach().clone() for k, v in net.state_dict().items()})
+            logs.append(log)
+        self.states = states
+        self.version += 1
+        self.train_log = logs
+        self._load_nets()
+        return logs
+
+    def _loss(self, net, fr: Frames, e0, y_e, y_f, y_s, n_atoms):
+        cfg = self.config
+        e, f, s = _energy_with_grads(self._aev, [net], fr, e0, create_graph=True)
+        hub = torch.nn.functional.huber_loss
+        return (cfg.w_energy * hub(e[0] / n_atoms, y_e / n_atoms, delta=cfg.huber_delta)
+                + cfg.w_forces * hub(f[0], y_f, delta=cfg.huber_delta)
+                + cfg.w_stress * hub(s[0] * EV_A3_TO_GPA, y_s * EV_A3_TO_GPA, delta=cfg.huber_delta))
+
+    # --- state -------------------------------------------------------------------------------------
+    def get_state(self) -> dict:
+        return {"config": asdict(self.config), "version": self.version,
+                "e0": None if self.e0 is None else np.asarray(self.e0).tolist(),
+                "states": self.states, "train_log": self.train_log}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "EnsembleSurrogate":
+        cfg = dict(state["config"])
+        cfg["symbols"] = tuple(cfg["symbols"])
+        cfg["hidden"] = tuple(cfg["hidden"])
+        return cls(config=SurrogateConfig(**cfg), version=state["version"],
+                   e0=None if state["e0"] is None else np.asarray(state["e0"]), states=state["states"],
+                   train_log=list(state["train_log"]))
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        torch.save(self.get_state(), buf)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> "EnsembleSurrogate":
+        return cls.from_state(torch.load(io.BytesIO(blob), weights_only=False))
+
+
+def _subset(fr: Frames, idx: np.ndarray) -> Frames:
+    """Frames `idx` of a prepared batch, with pair indices renumbered."""
+    idx_t = torch.as_tensor(np.asarray(idx), dtype=torch.long)
+    n = fr.elem.shape[1]
+    remap = torch.full((fr.elem.shape[0],), -1, dtype=torch.long)
+    remap[idx_t] = torch.arange(len(idx_t))
+    keep = remap[fr.pair_frame] >= 0
+    new_frame = remap[fr.pair_frame[keep]]
+    pi = fr.pair_i[keep] % n + new_frame * n
+    pj = fr.pair_j[keep] % n + new_frame * n
+    return Frames(elem=fr.elem[idx_t], coords=fr.coords[idx_t], cell=fr.cell[idx_t], pair_i=pi, pair_j=pj,
+                  pair_shift=fr.pair_shift[keep], pair_frame=new_frame, volume=fr.volume[idx_t])

@@ -1,0 +1,456 @@
+"""Drive a campaign: claim runs from the ledger, execute them (local process pool or Parsl), record outcomes.
+
+Layout of a campaign directory::
+
+    <dir>/ledger.sqlite        the single source of truth (see ledger.py)
+    <dir>/spec.toml|yaml       the spec it was started from
+    <dir>/results/<run>.nc     one result per finished run, written atomically by the run function
+    <dir>/work/<run>/          the run's working directory (LAMMPS input, logs, worker log, status)
+
+The supervisor (this module) is the only writer of the ledger. Each run executes in its own worker process
+(`mdsurrogate.campaign.worker`), started directly by the local backend or from inside a Parsl app. A run is
+recorded done only after its result file has been opened and checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from mdsurrogate.campaign.ledger import Ledger
+from mdsurrogate.campaign.spec import CampaignSpec, attempt_seed
+from mdsurrogate.campaign.worker import DEFAULT_RUN_FN, MARKER_ENV
+
+REQUIRED_VARS = ("n_plus", "n_minus", "n_plus_err", "n_minus_err")
+
+
+@dataclass
+class CampaignSummary:
+    directory: Path
+    started: int = 0
+    done: int = 0
+    failed: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    reconciled: dict[str, int] = field(default_factory=dict)
+
+
+def campaign_dir(spec: CampaignSpec, directory: str | os.PathLike | None = None) -> Path:
+    """The campaign's directory: the argument, else the spec's campaign.directory, else runs/campaigns/<name>."""
+    if directory is not None:
+        return Path(directory)
+    if spec.directory:
+        return Path(spec.directory)
+    return Path("runs") / "campaigns" / spec.name
+
+
+def ledger_path(root: str | os.PathLike) -> Path:
+    return Path(root) / "ledger.sqlite"
+
+
+def result_path(root: str | os.PathLike, run_id: str) -> Path:
+    return Path(root) / "results" / f"{run_id}.nc"
+
+
+def result_readable(path: str | os.PathLike) -> bool:
+    """True if `path` is a complete per-run result: opens, has the profile variables, finite and non-empty."""
+    import numpy as np  # noqa: PLC0415
+    import xarray as xr  # noqa: PLC0415
+
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            for v in REQUIRED_VARS:
+                a = ds[v].values
+                if a.size == 0 or not np.all(np.isfinite(a)):
+                    return False
+            return ds["z"].size > 0
+    except Exception:  # noqa: BLE001 - any read problem means "not a result"
+        return False
+
+
+# ---------------------------------------------------------------------------------------------- processes
+
+def _proc_pgid(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[2])
+
+
+def _proc_has_marker(pid: int, marker: str) -> bool:
+    try:
+        env = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    return f"{MARKER_ENV}={marker}".encode() in env.split(b"\0")
+
+
+def kill_worker_group(pid: int, marker: str, timeout_s: float = 10.0) -> int:
+    """SIGKILL every process of worker `pid`'s process group that carries this campaign's marker.
+
+    Processes are identified by their group id and their environment, never by name. Returns how many were
+    signalled; waits until they are gone (or `timeout_s`)."""
+    victims = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            p = int(entry.name)
+            if p != os.getpid() and _proc_pgid(p) == pid and _proc_has_marker(p, marker):
+                victims.append(p)
+    for p in victims:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout_s
+    while victims and time.monotonic() < deadline:
+        victims = [p for p in victims if _proc_pgid(p) is not None and not _is_zombie(p)]
+        time.sleep(0.05)
+    return len(victims)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def _worker_cmd(task: dict) -> list[str]:
+    return [sys.executable, "-m", "mdsurrogate.campaign.worker", json.dumps(task)]
+
+
+def _read_status(task: dict, returncode: int | None) -> dict:
+    status = Path(task["status"])
+    try:
+        info = json.loads(status.read_text())
+    except (OSError, ValueError):
+        rc = returncode
+        reason = (f"worker killed by signal {-rc}" if rc is not None and rc < 0
+                  else f"worker exited with code {rc} without a status")
+        info = {"ok": False, "reason": reason}
+    return info
+
+
+class LocalBackend:
+    """The embedded default: one worker process per run, at most `workers` at a time, no service."""
+
+    name = "local"
+
+    def __init__(self, marker: str):
+        self.marker = marker
+        self.procs: dict[str, tuple[subprocess.Popen, dict]] = {}
+
+    def submit(self, task: dict) -> int:
+        log = open(Path(task["workdir"]) / "worker.log", "ab")
+        env = {**os.environ, MARKER_ENV: self.marker}
+        task = {**task, "parent_pid": os.getpid()}
+        proc = subprocess.Popen(_worker_cmd(task), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                env=env, start_new_session=True, close_fds=True)
+        log.close()
+        self.procs[task["run_id"]] = (proc, task)
+        return proc.pid
+
+    def poll(self, run_id: str) -> dict | None:
+        proc, task = self.procs[run_id]
+        rc = proc.poll()
+        if rc is None:
+            return None
+        del self.procs[run_id]
+        kill_worker_group(proc.pid, self.marker, timeout_s=5.0)  # leftovers (an orphaned mpiexec/lmp)
+        return _read_status(task, rc)
+
+    def cancel_all(self) -> None:
+        for proc, _ in list(self.procs.values()):
+            kill_worker_group(proc.pid, self.marker)
+            proc.wait()
+        self.procs.clear()
+
+    def shutdown(self) -> None:
+        self.cancel_all()
+
+
+def parsl_task(task: dict, marker: str) -> dict:
+    """What a Parsl app runs on a worker node: the same worker process as the local backend."""
+    import os as _os  # noqa: PLC0415 - executed remotely
+    import subprocess as _sp  # noqa: PLC0415
+
+    from mdsurrogate.campaign.execute import _read_status, _worker_cmd  # noqa: PLC0415
+
+    task = {**task, "parent_pid": _os.getpid()}
+    Path(task["workdir"]).mkdir(parents=True, exist_ok=True)
+    with open(Path(task["workdir"]) / "worker.log", "ab") as log:
+        rc = _sp.run(_worker_cmd(task), stdin=_sp.DEVNULL, stdout=log, stderr=_sp.STDOUT,
+                     env={**_os.environ, "MDSURROGATE_CAMPAIGN": marker}, start_new_session=True).returncode
+    return _read_status(task, rc)
+
+
+class ParslBackend:
+    """Runs each task as a Parsl python app; `config` is a parsl.config.Config (see parsl_configs.py)."""
+
+    name = "parsl"
+
+    def __init__(self, marker: str, config):
+        import parsl  # noqa: PLC0415
+
+        self.marker = marker
+        self._parsl = parsl
+        self._dfk = parsl.load(config)
+        self._app = parsl.python_app(parsl_task)
+        self.futures: dict[str, Any] = {}
+
+    def submit(self, task: dict) -> int | None:
+        self.futures[task["run_id"]] = self._app(task, self.marker)
+        return None
+
+    def poll(self, run_id: str) -> dict | None:
+        fut = self.futures[run_id]
+        if not fut.done():
+            return None
+        del self.futures[run_id]
+        try:
+            return fut.result()
+        except Exception as exc:  # noqa: BLE001 - Parsl-level failure (lost worker, node died)
+            return {"ok": False, "reason": f"parsl: {type(exc).__name__}: {exc}"}
+
+    def cancel_all(self) -> None:
+        self.futures.clear()
+
+    def shutdown(self) -> None:
+        self.cancel_all()
+        try:
+            self._dfk.cleanup()
+        finally:
+            self._parsl.clear()
+
+
+# ---------------------------------------------------------------------------------------------- supervisor
+
+class _Terminated(Exception):
+    pass
+
+
+def _raise_terminated(signum, frame):  # noqa: ARG001
+    raise _Terminated(f"signal {signum}")
+
+
+def run_campaign(
+    spec: CampaignSpec,
+    directory: str | os.PathLike | None = None,
+    *,
+    run_fn: str = DEFAULT_RUN_FN,
+    workers: int | None = None,
+    cores_per_run: int | None = None,
+    max_attempts: int | None = None,
+    backend: str | None = None,
+    parsl_config: Any = None,
+    limit: int | None = None,
+    retry_failed: bool = False,
+    progress: bool = False,
+    poll_s: float = 0.1,
+    log: Callable[[str], None] | None = None,
+) -> CampaignSummary:
+    """Run (or resume) a campaign until every run is done or out of attempts, or `limit` runs were started.
+
+    `run_fn` ('module:function') is called as fn(system, controls, out=..., workdir=...) and must write its
+    result atomically to `out`; the default is the MD engine. Arguments left None come from spec.execution.
+    """
+    ex = spec.execution
+    workers = workers or ex.workers
+    cores = cores_per_run or ex.cores_per_run
+    max_attempts = max_attempts or ex.max_attempts
+    backend_name = backend or ex.backend
+    root = campaign_dir(spec, directory).resolve()
+    (root / "results").mkdir(parents=True, exist_ok=True)
+    (root / "work").mkdir(parents=True, exist_ok=True)
+    say = log or (lambda msg: None)
+    marker = str(ledger_path(root))
+
+    ledger = Ledger(ledger_path(root))
+    summary = CampaignSummary(directory=root)
+    backend_obj = None
+    old_term = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        ledger.acquire()
+        if spec.source:
+            _save_spec_copy(root, spec)
+        added = ledger.add_runs(spec.runs, spec.controls_fingerprint())
+        ledger.set_meta("name", spec.name)
+        ledger.set_meta("workers", str(workers))
+        ledger.set_meta("cores_per_run", str(cores))
+        ledger.set_meta("max_attempts", str(max_attempts))
+        ledger.set_meta("run_fn", run_fn)
+        summary.reconciled = ledger.reconcile(lambda rid: _ok_path(root, rid),
+                                              lambda pid: kill_worker_group(pid, marker))
+        if retry_failed:
+            ledger.reset_failed()
+        if added:
+            say(f"registered {added} new runs")
+        if any(summary.reconciled.values()):
+            say(f"resumed: {summary.reconciled}")
+
+        run_ids = {r.run_id for r in spec.runs}
+        by_id = {r.run_id: r for r in spec.runs}
+        if backend_name == "parsl":
+            from mdsurrogate.campaign.parsl_configs import resolve_config  # noqa: PLC0415
+
+            config = parsl_config if parsl_config is not None and not isinstance(parsl_config, str) else \
+                resolve_config(parsl_config or ex.parsl_config, workers=workers, cores_per_run=cores,
+                               run_dir=root / "parsl")
+            backend_obj = ParslBackend(marker, config)
+        elif backend_name == "local":
+            backend_obj = LocalBackend(marker)
+        else:
+            raise ValueError(f"backend must be 'local' or 'parsl', got {backend_name!r}")
+
+        active: dict[str, tuple[dict, float]] = {}
+        bar = _Progress(ledger, enabled=progress)
+        with bar:
+            while True:
+                for rid in list(active):
+                    info = backend_obj.poll(rid)
+                    if info is None:
+                        continue
+                    task, t0 = active.pop(rid)
+                    wall = time.time() - t0
+                    out = Path(task["out"])
+                    if info.get("ok") and result_readable(out):
+                        ledger.mark_done(rid, str(out), wall_s=wall)
+                        summary.done += 1
+                    else:
+                        reason = info.get("reason") if not info.get("ok") else "result file missing or unreadable"
+                        if info.get("log"):
+                            reason += f" (log: {info['log']})"
+                        ledger.mark_failed(rid, reason, wall_s=wall)
+                        summary.failed += 1
+                        say(f"failed {rid}: {reason}")
+                    bar.update()
+                while len(active) < workers and (limit is None or summary.started < limit):
+                    row = ledger.claim_next(max_attempts, run_ids)
+                    if row is None:
+                        break
+                    run = by_id[row.run_id]
+                    workdir = root / "work" / row.run_id
+                    workdir.mkdir(parents=True, exist_ok=True)
+                    status = workdir / f"status-{row.attempts}.json"
+                    status.unlink(missing_ok=True)
+                    task = {"run_id": row.run_id, "inputs": run.inputs,
+                            "seed": attempt_seed(run.seed, row.attempts, ex.reseed_on_retry),
+                            "controls": spec.controls, "cores": cores, "run_fn": run_fn,
+                            "allow_outside_design": spec.allow_outside_design,
+                            "out": str(result_path(root, row.run_id)), "workdir": str(workdir),
+                            "status": str(status), "attempt": row.attempts}
+                    pid = backend_obj.submit(task)
+                    if pid is not None:
+                        ledger.set_worker(row.run_id, pid)
+                    active[row.run_id] = (task, time.time())
+                    summary.started += 1
+                    bar.update()
+                if not active:
+                    break
+                time.sleep(poll_s)
+    except (KeyboardInterrupt, _Terminated):
+        say("interrupted: stopping workers; unfinished runs go back to pending")
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        if backend_obj is not None:
+            backend_obj.shutdown()
+        if ledger._lock_fh is not None:
+            ledger.reconcile(lambda rid: _ok_path(root, rid), check_done=False)  # interrupted rows -> pending
+        summary.counts = ledger.counts()
+        ledger.close()
+    return summary
+
+
+def _ok_path(root: Path, run_id: str) -> str | None:
+    p = result_path(root, run_id)
+    return str(p) if result_readable(p) else None
+
+
+def _save_spec_copy(root: Path, spec: CampaignSpec) -> None:
+    from mdsurrogate.io import write_text_atomic  # noqa: PLC0415
+
+    suffix = ".yaml" if spec.source.lstrip().startswith(("campaign:", "design:", "---")) else ".toml"
+    target = root / f"spec{suffix}"
+    if not target.exists() or target.read_text() != spec.source:
+        if target.exists():
+            stamp = time.strftime("%Y%m%dT%H%M%S")
+            target.rename(root / f"spec.{stamp}{suffix}")
+        write_text_atomic(target, spec.source)
+
+
+class _Progress:
+    """A rich progress bar over the ledger's counts (no-op when disabled)."""
+
+    def __init__(self, ledger: Ledger, enabled: bool):
+        self.ledger = ledger
+        self.enabled = enabled
+        self._p = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import (  # noqa: PLC0415
+                BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+
+            self._p = Progress(TextColumn("[bold]campaign"), BarColumn(), MofNCompleteColumn(),
+                               TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn())
+            self._p.start()
+            c = self.ledger.counts()
+            self._task = self._p.add_task("runs", total=sum(c.values()), completed=c["done"], info="")
+            self.update()
+        return self
+
+    def update(self) -> None:
+        if self._p is not None:
+            c = self.ledger.counts()
+            self._p.update(self._task, completed=c["done"],
+                           info=f"running {c['running']}  failed {c['failed']}  pending {c['pending']}")
+
+    def __exit__(self, *exc) -> None:
+        if self._p is not None:
+            self._p.stop()
+
+
+# ---------------------------------------------------------------------------------------------- status
+
+def campaign_status(root: str | os.PathLike) -> dict:
+    """Counts, failures with reasons, mean wall time and an ETA, read from the ledger (read-only use)."""
+    path = ledger_path(root)
+    if not path.exists():
+        raise FileNotFoundError(f"no campaign ledger at {path}")
+    with Ledger(path) as ledger:
+        rows = ledger.rows()
+        counts = ledger.counts()
+        workers = int(ledger.get_meta("workers") or 1)
+        max_attempts = int(ledger.get_meta("max_attempts") or 3)
+        cores = int(ledger.get_meta("cores_per_run") or 1)
+        owner = ledger.get_meta("owner")
+    walls = [r.wall_s for r in rows if r.state == "done" and r.wall_s]
+    mean_wall = sum(walls) / len(walls) if walls else None
+    exhausted = [r for r in rows if r.state == "failed" and r.attempts >= max_attempts]
+    remaining = counts["pending"] + counts["running"] + counts["failed"] - len(exhausted)
+    eta = None if mean_wall is None else remaining * mean_wall / max(workers, 1)
+    return {
+        "directory": str(Path(root)),
+        "total": len(rows),
+        "counts": counts,
+        "exhausted": len(exhausted),
+        "failures": [{"run_id": r.run_id, "attempts": r.attempts, "reason": r.reason}
+                     for r in rows if r.state == "failed"],
+        "mean_wall_s": mean_wall,
+        "core_hours_done": sum(walls) * cores / 3600.0,
+        "remaining": remaining,
+        "eta_s": eta,
+        "workers": workers,
+        "owner": json.loads(owner) if owner else None,
+    }

@@ -1,0 +1,93 @@
+"""One campaign run in its own process: `python -m mdsurrogate.campaign.worker '<task json>'`.
+
+The worker is started in a new session (its own process group, which LAMMPS/mpiexec inherit). A watchdog
+thread kills the whole group as soon as the parent (the supervisor, or a Parsl worker) dies, so a SIGKILLed
+campaign leaves no orphan simulations behind. The outcome goes to the task's status file (JSON, atomic):
+{"ok": true, "wall_s": ...} or {"ok": false, "reason": ..., "log": ...}. The ledger is never touched here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable
+
+DEFAULT_RUN_FN = "mdsurrogate.simulation.engine:simulate"
+MARKER_ENV = "MDSURROGATE_CAMPAIGN"
+
+
+def resolve(path: str) -> Callable:
+    """'package.module:function' -> the function."""
+    module, _, name = path.partition(":")
+    if not module or not name:
+        raise ValueError(f"run function must be given as 'module:function', got {path!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def make_controls(controls: dict[str, Any], seed: int, mpi_ranks: int):
+    """The engine's RunControls (a plain namespace while the engine module is absent)."""
+    try:
+        from mdsurrogate.simulation.engine import RunControls  # noqa: PLC0415
+    except ImportError:
+        base = {"preset": "production", "time_tau": None, "steps": None, "target_rel_error": None,
+                "timeout_s": None}
+        return SimpleNamespace(**{**base, **controls, "seed": seed, "mpi_ranks": mpi_ranks})
+    return RunControls(**controls, seed=seed, mpi_ranks=mpi_ranks)
+
+
+def run_task(task: dict) -> float:
+    """Run one task in this process; returns its wall time. Raises whatever the run function raises."""
+    from mdsurrogate.simulation.system import ConfinedElectrolyte  # noqa: PLC0415
+
+    fn = resolve(task.get("run_fn") or DEFAULT_RUN_FN)
+    system = ConfinedElectrolyte(**task["inputs"], allow_outside_design=task.get("allow_outside_design", False))
+    controls = make_controls(task["controls"], seed=task["seed"], mpi_ranks=task.get("cores", 1))
+    workdir = Path(task["workdir"])
+    workdir.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    fn(system, controls, out=Path(task["out"]), workdir=workdir)
+    return time.monotonic() - t0
+
+
+def _watchdog(parent: int) -> None:
+    while True:
+        if os.getppid() != parent:
+            try:
+                os.killpg(os.getpgrp(), signal.SIGKILL)
+            finally:
+                os._exit(137)
+        time.sleep(0.25)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from mdsurrogate.io import write_json_atomic  # noqa: PLC0415
+
+    argv = sys.argv[1:] if argv is None else argv
+    task = json.loads(argv[0])
+    parent = int(task.get("parent_pid") or os.getppid())
+    if os.getppid() != parent:  # the parent died before we started
+        return 137
+    threading.Thread(target=_watchdog, args=(parent,), daemon=True).start()
+    status = Path(task["status"])
+    try:
+        wall = run_task(task)
+    except BaseException as exc:  # noqa: BLE001 - every failure must reach the ledger with its reason
+        log = getattr(exc, "log_path", None)
+        reason = f"{type(exc).__name__}: {exc}"
+        traceback.print_exc()
+        write_json_atomic(status, {"ok": False, "reason": reason, "log": None if log is None else str(log)})
+        return 3
+    write_json_atomic(status, {"ok": True, "wall_s": wall})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

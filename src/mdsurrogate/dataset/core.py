@@ -1,0 +1,297 @@
+"""The consolidated profile dataset: one xarray Dataset (NetCDF via h5netcdf) for a whole campaign.
+
+Layout (dims `system`, `point`)::
+
+    coords   system (int), run_id (system), key (system; the authors' key), z (system, point) in nm
+    inputs   h, c, d_plus, d_minus, sigma_s                      (system)
+    profiles n_plus, n_minus, n_plus_err, n_minus_err            (system, point)  M
+    derived  charge_density (M, in e), integrated_charge (C/m^2) (system, point)
+    metadata preset, seed, steps, dt, wall_time_s, lammps_version, git_commit, mdsurrogate_version, ... (system)
+
+One row per run: replicas of a system (several seeds) stay separate rows with the same inputs.
+Notebook one-liners: `ds = load(path)`, `select(ds, c=1.0)`, `train, test = random_split(ds, 500, 1050, seed=0)`,
+`train, test = deterministic_separation(ds, {"c": 1.0}, f=0.1, seed=0)`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from mdsurrogate.simulation.system import INPUT_NAMES, INPUT_UNITS
+
+PROFILE_VARS = ("n_plus", "n_minus", "n_plus_err", "n_minus_err")
+DERIVED_VARS = ("charge_density", "integrated_charge")
+#: e * 1 mol/L * 1 nm expressed in C/m^2 (0.6022 ions/nm^3 * 1 nm * 1.602e-19 C / 1e-18 m^2).
+MOLAR_NM_TO_C_PER_M2 = 0.6022 * 1.602176634e-19 / 1e-18
+
+
+# ---------------------------------------------------------------------------------------------- physics
+
+def charge_density(n_plus, n_minus):
+    """Net charge density of a monovalent electrolyte, in M (units of e mol/L): n+ - n-."""
+    return np.asarray(n_plus) - np.asarray(n_minus)
+
+
+def integrated_charge(z, rho, sigma_s: float):
+    """S(z) = sigma_s + integral from the left wall to z of rho (trapezoid), in C/m^2 (z in nm, rho in M).
+
+    Meaningful up to the midplane; electroneutrality gives S(0) = 0 within noise."""
+    z = np.asarray(z, dtype=float)
+    rho = np.asarray(rho, dtype=float)
+    steps = 0.5 * (rho[1:] + rho[:-1]) * np.diff(z)
+    return sigma_s + MOLAR_NM_TO_C_PER_M2 * np.concatenate([[0.0], np.cumsum(steps)])
+
+
+# ---------------------------------------------------------------------------------------------- build
+
+def from_profiles(records: Sequence[dict], attrs: dict | None = None):
+    """Build the dataset from records: {'inputs': {5 inputs}, 'z', 'n_plus', 'n_minus', 'n_plus_err',
+    'n_minus_err', optional 'charge_density', 'integrated_charge', 'run_id', 'meta': {name: scalar}}."""
+    import xarray as xr  # noqa: PLC0415
+
+    from mdsurrogate.campaign.spec import system_key  # noqa: PLC0415
+
+    if not records:
+        raise ValueError("no profiles to put in a dataset")
+    n_points = len(records[0]["z"])
+    for r in records:
+        if len(r["z"]) != n_points:
+            raise ValueError(f"run {r.get('run_id')} has {len(r['z'])} z points, the others {n_points}")
+    data: dict = {}
+    for k in INPUT_NAMES:
+        data[k] = ("system", np.array([r["inputs"][k] for r in records], dtype=float), {"units": INPUT_UNITS[k]})
+    for v in PROFILE_VARS:
+        data[v] = (("system", "point"), np.stack([np.asarray(r[v], dtype=float) for r in records]), {"units": "M"})
+    rho = [np.asarray(r["charge_density"], float) if r.get("charge_density") is not None
+           else charge_density(r["n_plus"], r["n_minus"]) for r in records]
+    data["charge_density"] = (("system", "point"), np.stack(rho), {"units": "M", "long_name": "n_plus - n_minus"})
+    s = [np.asarray(r["integrated_charge"], float) if r.get("integrated_charge") is not None
+         else integrated_charge(r["z"], rho_i, r["inputs"]["sigma_s"]) for r, rho_i in zip(records, rho)]
+    data["integrated_charge"] = (("system", "point"), np.stack(s), {"units": "C/m^2"})
+    meta_names = sorted({k for r in records for k in r.get("meta", {})} - set(data) - {"z"})
+    for m in meta_names:
+        vals = [r.get("meta", {}).get(m) for r in records]
+        if all(isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) or x is None
+               for x in vals):
+            arr = np.array([np.nan if x is None else float(x) for x in vals])
+            if all(x is not None and float(x).is_integer() for x in vals):
+                arr = arr.astype(np.int64)
+            data[m] = ("system", arr)
+        else:
+            data[m] = ("system", np.array(["" if x is None else str(x) for x in vals], dtype=object))
+    keys = [system_key(r["inputs"]) for r in records]
+    run_ids = [r.get("run_id") or k for r, k in zip(records, keys)]
+    coords = {
+        "system": ("system", np.arange(len(records))),
+        "run_id": ("system", np.array(run_ids, dtype=object)),
+        "key": ("system", np.array(keys, dtype=object)),
+        "z": (("system", "point"), np.stack([np.asarray(r["z"], dtype=float) for r in records]), {"units": "nm"}),
+    }
+    from mdsurrogate.provenance import provenance  # noqa: PLC0415
+
+    return xr.Dataset(data, coords=coords, attrs={**provenance("lammps", "xarray"), **(attrs or {})})
+
+
+def from_run_files(paths: Iterable[str | os.PathLike], run_ids: Iterable[str] | None = None, attrs=None):
+    """Consolidate per-run result files (the engine's NetCDF output) into one dataset."""
+    import xarray as xr  # noqa: PLC0415
+
+    paths = [Path(p) for p in paths]
+    run_ids = list(run_ids) if run_ids is not None else [p.stem for p in paths]
+    records = []
+    for p, rid in zip(paths, run_ids):
+        with xr.open_dataset(p, engine="h5netcdf") as one:
+            one = one.load()
+        inputs = {k: float(one.attrs[k]) for k in INPUT_NAMES}
+        meta = {k: _scalar(v) for k, v in one.attrs.items() if k not in INPUT_NAMES and _scalar(v) is not None}
+        rec = {"inputs": inputs, "z": one["z"].values, "run_id": rid, "meta": meta}
+        for v in (*PROFILE_VARS, *DERIVED_VARS):
+            rec[v] = one[v].values if v in one else None
+        records.append(rec)
+    return from_profiles(records, attrs=attrs)
+
+
+def consolidate(directory: str | os.PathLike, out: str | os.PathLike | None = None):
+    """The dataset of a campaign directory: every run the ledger records as done (checked readable)."""
+    from mdsurrogate.campaign.execute import ledger_path, result_readable  # noqa: PLC0415
+    from mdsurrogate.campaign.ledger import Ledger  # noqa: PLC0415
+
+    with Ledger(ledger_path(directory)) as ledger:
+        rows = ledger.rows("done")
+        name = ledger.get_meta("name") or Path(directory).name
+        counts = ledger.counts()
+    bad = [r.run_id for r in rows if not result_readable(r.result)]
+    if bad:
+        raise RuntimeError(f"{len(bad)} runs marked done have unreadable results (e.g. {bad[0]}); "
+                           "run `mdsurrogate campaign run` to redo them")
+    ds = from_run_files([r.result for r in rows], [r.run_id for r in rows],
+                        attrs={"campaign": name, "campaign_counts": str(counts)})
+    ds["attempts"] = ("system", np.array([r.attempts for r in rows], dtype=np.int64))
+    ds["ledger_wall_s"] = ("system", np.array([r.wall_s if r.wall_s is not None else np.nan for r in rows]))
+    if out is not None:
+        save(ds, out)
+    return ds
+
+
+def _scalar(v):
+    if isinstance(v, np.ndarray):
+        return v.item() if v.size == 1 else None
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, (int, float, str)):
+        return v
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- io
+
+def save(ds, path: str | os.PathLike) -> Path:
+    """Write atomically as NetCDF4 (h5netcdf)."""
+    from mdsurrogate.io import write_netcdf_atomic  # noqa: PLC0415
+
+    return write_netcdf_atomic(ds, path)
+
+
+def load(path: str | os.PathLike):
+    """Load a consolidated dataset fully into memory (the file is closed afterwards)."""
+    import xarray as xr  # noqa: PLC0415
+
+    return xr.load_dataset(path, engine="h5netcdf")
+
+
+# ---------------------------------------------------------------------------------------------- selecting
+
+def _isin(values, wanted) -> np.ndarray:
+    wanted = np.atleast_1d(np.asarray(wanted, dtype=float))
+    values = np.asarray(values, dtype=float)
+    return np.any(np.abs(values[:, None] - wanted[None, :]) < 1e-9, axis=1)
+
+
+def _mask(ds, values: dict) -> np.ndarray:
+    mask = np.ones(ds.sizes["system"], dtype=bool)
+    for k, v in values.items():
+        if k not in INPUT_NAMES:
+            raise ValueError(f"unknown input {k!r}; inputs are {list(INPUT_NAMES)}")
+        mask &= _isin(ds[k].values, v)
+    return mask
+
+
+def select(ds, **values):
+    """Systems whose inputs equal the given values (a value or a list each), e.g. select(ds, c=[0.5, 1.0])."""
+    return ds.isel(system=np.flatnonzero(_mask(ds, values)))
+
+
+def inputs_array(ds) -> np.ndarray:
+    """(n_system, 5) array of the inputs in INPUT_NAMES order."""
+    return np.stack([ds[k].values for k in INPUT_NAMES], axis=1)
+
+
+# ---------------------------------------------------------------------------------------------- splits
+
+def random_split(ds, n_test: int, n_train: int | None = None, seed: int = 0):
+    """(train, test): a random test set of n_test systems, then n_train of the rest (all if None).
+
+    Repeatable by seed; for one seed the test set is fixed and the training sets are nested (a larger n_train
+    contains every smaller one), as in the papers' learning curves."""
+    n = ds.sizes["system"]
+    if not isinstance(n_test, (int, np.integer)) or n_test < 0:
+        raise ValueError(f"n_test must be a non-negative integer, got {n_test!r}")
+    if n_train is not None and (not isinstance(n_train, (int, np.integer)) or n_train < 1):
+        raise ValueError(f"n_train must be a positive integer or None, got {n_train!r}")
+    if n_test + (n_train or 0) > n:
+        raise ValueError(f"n_test + n_train = {n_test + (n_train or 0)} exceeds the {n} systems of the dataset")
+    perm = np.random.default_rng(seed).permutation(n)
+    test = perm[:n_test]
+    rest = perm[n_test:]
+    train = rest if n_train is None else rest[:n_train]
+    return ds.isel(system=np.sort(train)), ds.isel(system=np.sort(test))
+
+
+def deterministic_separation(ds, holdout: dict, f: float = 0.0, seed: int = 0):
+    """(train, test) as in sun2023: hold out every system whose inputs match `holdout` (all keys; a value or a
+    list per key), then move a random fraction f (0..1) of them back into training."""
+    if not holdout:
+        raise ValueError("holdout must name at least one input, e.g. {'c': 1.0}")
+    if not 0.0 <= f <= 1.0:
+        raise ValueError(f"f is a fraction in [0, 1] (0.1 = 10 %), got {f}")
+    mask = _mask(ds, holdout)
+    held = np.flatnonzero(mask)
+    if held.size == 0:
+        raise ValueError(f"no system matches holdout {holdout}")
+    n_back = int(round(f * held.size))
+    back = np.random.default_rng(seed).choice(held, size=n_back, replace=False)
+    train_mask = ~mask
+    train_mask[back] = True
+    return ds.isel(system=np.flatnonzero(train_mask)), ds.isel(system=np.flatnonzero(~train_mask))
+
+
+# ---------------------------------------------------------------------------------------------- formats
+
+def from_authors_pickle(path: str | os.PathLike, error_scale: float = 1.0):
+    """Import the authors' profile pickle (safe loader) as a dataset; errors multiplied by error_scale.
+
+    The upstream notebook says their stored errors are 2.1x too large; pass error_scale=1/2.1 to apply that."""
+    from mdsurrogate.dataset.authors_pickle import load_authors_pickle, parse_key  # noqa: PLC0415
+
+    profiles = load_authors_pickle(path)
+    records = []
+    for key in sorted(profiles):
+        pos, neg = profiles[key]["pos"], profiles[key]["neg"]
+        if pos.shape != neg.shape or not np.allclose(pos[:, 0], neg[:, 0]):
+            raise ValueError(f"{path}: {key!r} has different z grids for cations and anions")
+        records.append({"inputs": parse_key(key), "z": pos[:, 0], "run_id": key,
+                        "n_plus": pos[:, 1], "n_minus": neg[:, 1],
+                        "n_plus_err": pos[:, 2] * error_scale, "n_minus_err": neg[:, 2] * error_scale,
+                        "meta": {"preset": "authors-dataset", "source_key": key}})
+    return from_profiles(records, attrs={"source": f"authors' pickle {Path(path).name}",
+                                         "error_scale": float(error_scale)})
+
+
+def to_authors_pickle(ds, path: str | os.PathLike) -> Path:
+    """Export to the authors' pickle format (one entry per system; replicas of a system are refused)."""
+    from mdsurrogate.dataset.authors_pickle import dump_authors_pickle  # noqa: PLC0415
+
+    out: dict = {}
+    for i in range(ds.sizes["system"]):
+        key = str(ds["key"].values[i])
+        if key in out:
+            raise ValueError(f"system {key} appears more than once; select one replica per system first")
+        z = ds["z"].values[i]
+        out[key] = {"pos": np.column_stack([z, ds["n_plus"].values[i], ds["n_plus_err"].values[i]]),
+                    "neg": np.column_stack([z, ds["n_minus"].values[i], ds["n_minus_err"].values[i]])}
+    return dump_authors_pickle(out, path)
+
+
+def export_tsv(ds, directory: str | os.PathLike) -> list[Path]:
+    """nanoHUB-style tab-separated files, one folder per run: n_plus.tsv, n_minus.tsv (z, n, err),
+    charge_density.tsv (z, rho, err) and integrated_charge.tsv (z, S). Returns the folders."""
+    from mdsurrogate.io import write_text_atomic  # noqa: PLC0415
+
+    directory = Path(directory)
+    folders = []
+    for i in range(ds.sizes["system"]):
+        folder = directory / str(ds["run_id"].values[i])
+        z = ds["z"].values[i]
+        cols = {
+            "n_plus": (ds["n_plus"].values[i], ds["n_plus_err"].values[i], "n_M"),
+            "n_minus": (ds["n_minus"].values[i], ds["n_minus_err"].values[i], "n_M"),
+            "charge_density": (ds["charge_density"].values[i],
+                               np.hypot(ds["n_plus_err"].values[i], ds["n_minus_err"].values[i]), "rho_M"),
+        }
+        for name, (val, err, label) in cols.items():
+            lines = [f"# z_nm\t{label}\terr_M"] + [f"{a:.6g}\t{b:.6g}\t{c:.6g}" for a, b, c in zip(z, val, err)]
+            write_text_atomic(folder / f"{name}.tsv", "\n".join(lines) + "\n")
+        s = ds["integrated_charge"].values[i]
+        write_text_atomic(folder / "integrated_charge.tsv",
+                          "\n".join(["# z_nm\tS_C_per_m2"] + [f"{a:.6g}\t{b:.6g}" for a, b in zip(z, s)]) + "\n")
+        folders.append(folder)
+    return folders
+
+
+def read_tsv(path: str | os.PathLike) -> np.ndarray:
+    """Read one exported .tsv file back as an array (columns as written)."""
+    return np.loadtxt(path, delimiter="\t", comments="#", ndmin=2)

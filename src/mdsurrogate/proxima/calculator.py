@@ -181,6 +181,7 @@ class ProximaCalculator(Calculator):
             return
         from ase.db import connect
 
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
         with connect(self.db_path) as db:
             db.write(at)
 

@@ -1,0 +1,367 @@
+"""The paper's three experiments (tynes2024, section 3; SPEC 6) with the LAMMPS Si targets.
+
+For every seed a target-only run is made first; the ensemble is then trained once on target frames sampled from
+those runs (the paper: 1024 target points, then no further training) and the same initial velocities are run
+with PROXIMA (n = 0) and PROXIMA+BLEND (n = 10). Each run writes its per-step JSONL log and an npz trace.
+
+1. `npt_experiment`: 800 K NPT, density from the last quarter, max |dV/dt| per run (Figs. 2, 3).
+2. `hops_experiment`: 1573 K NVT, vacancy hop rate with standard error (Table 1).
+3. `cost_report`: call counts and times, measured and modelled speedup (paper: 4 s vs 0.2 s steps, 1.5x).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mdsurrogate.io import atomic_path, write_json_atomic
+
+PAPER = {
+    "density_g_cc": {"target": 2.166, "proxima": 2.163},
+    "hop_rate_per_ps": {"target": [2.68, None], "proxima": [5.06, None], "blend": [2.80, 0.0852]},
+    "speedup": 1.5, "t_dft_s": 4.0, "t_surrogate_s": 0.2,
+}
+CONDITIONS = ("target", "proxima", "blend")
+
+
+@dataclass
+class ExperimentSettings:
+    """Sizes and controller settings shared by the experiments (paper defaults where noted)."""
+
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    steps: int = 1024  # paper: 2048 (NPT), 40000 (hops)
+    potential: str = "sw"
+    target_err: float = 0.9  # paper 3.1
+    min_target_fraction: float = 0.1  # SPEC 6
+    n_blend: int = 10  # paper
+    n_pretrain: int = 256  # paper: 1024
+    epochs: int = 32  # paper
+    lattice: float = 5.43
+    equil_steps: int = 0  # hops: samples before this step are not counted
+    sample_every: int = 10  # hops: position sampling interval (steps)
+    min_dwell: int = 3  # hops: samples a new vacant site must persist
+    train_seed: int = 1234
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+        TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn())
+
+
+def _provenance() -> dict:
+    from mdsurrogate.provenance import provenance
+
+    return provenance("ase", "torch", "torchani")
+
+
+def _save_npz(path: Path, arrays: dict) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+
+
+def run_conditions(es: ExperimentSettings, md, out: Path, progress=None) -> dict:
+    """Target-only runs for every seed, one ensemble trained on their frames, then PROXIMA and BLEND runs.
+
+    Returns {condition: {seed: (trace arrays, counts)}} and writes logs/traces under `out`.
+    """
+    import torch
+
+    from mdsurrogate.proxima.calculator import ProximaCalculator, ProximaSettings
+    from mdsurrogate.proxima.md import init_velocities, run_md
+    from mdsurrogate.proxima.surrogate import EnsembleSurrogate, SurrogateConfig
+    from mdsurrogate.proxima.targets import lammps_si, si_vacancy_cell
+
+    torch.set_num_threads(1)
+    target = lammps_si(es.potential)
+    results: dict = {c: {} for c in CONDITIONS}
+    frames = []
+
+    def one(cond: str, seed: int, surrogate):
+        atoms = si_vacancy_cell(es.lattice)
+        init_velocities(atoms, md.temperature_K, seed)
+        db = out / "db" / f"{cond}_seed{seed}.db"
+        if db.exists():
+            db.unlink()
+        n_blend = {"target": 0, "proxima": 0, "blend": es.n_blend}[cond]
+        settings = ProximaSettings(target_err=es.target_err, min_target_fraction=es.min_target_fraction,
+                                   n_blend=n_blend, train_freq=None, seed=seed)
+        calc = ProximaCalculator(target, surrogate=surrogate, settings=settings,
+                                 db_path=db if cond != "target" else None)
+        trace = run_md(atoms, calc, md, log_path=out / "logs" / f"{cond}_seed{seed}.jsonl", progress=progress,
+                       label=f"{cond} seed {seed}")
+        arrays = trace.arrays()
+        _save_npz(out / "traces" / f"{cond}_seed{seed}.npz", arrays)
+        counts = calc.counts() | {"wall_s": trace.wall_s, "steps": md.steps}
+        results[cond][seed] = (arrays, counts)
+        return calc
+
+    for seed in es.seeds:
+        calc = one("target", seed, None)
+        frames.append(calc.training_frames())
+    # paper 3.1: train once on the target points gathered first, then no further training
+    pool = [f for run in frames for f in run]
+    pick = np.linspace(0, len(pool) - 1, min(es.n_pretrain, len(pool))).round().astype(int)
+    surrogate = EnsembleSurrogate(SurrogateConfig(epochs=es.epochs))
+    t0 = time.perf_counter()
+    train_task = progress.add_task("train ensemble", total=2 * es.epochs) if progress is not None else None
+    train_log = surrogate.fit([pool[i] for i in pick], np.random.default_rng(es.train_seed),
+                              progress=(lambda m, e: progress.advance(train_task)) if progress else None)
+    train_time = time.perf_counter() - t0
+    (out / "model").mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "model" / "ensemble.pt") as tmp:
+        tmp.write_bytes(surrogate.to_bytes())
+    for seed in es.seeds:
+        for cond in ("proxima", "blend"):
+            one(cond, seed, EnsembleSurrogate.from_state(surrogate.get_state()))
+    results["_train"] = {"time_s": train_time, "n_frames": int(len(pick)), "log": train_log}
+    return results
+
+
+def max_dvdt(volume: np.ndarray, dt_fs: float) -> float:
+    """Maximum |dV/dt| of a run in A^3/fs (paper Fig. 3)."""
+    return float(np.abs(np.gradient(np.asarray(volume), dt_fs)).max())
+
+
+def npt_summary(results: dict, es: ExperimentSettings, md) -> dict:
+    from mdsurrogate.proxima.targets import density_g_cc
+
+    n_atoms = 63
+    summary: dict = {"runs": {}, "conditions": {}}
+    last = max(1, md.steps // 4)
+    for cond in CONDITIONS:
+        dens, grads = [], []
+        for seed, (arr, counts) in results[cond].items():
+            v = arr["volume"]
+            d = float(density_g_cc(n_atoms, v[-last:].mean()))
+            g = max_dvdt(v, md.dt_fs)
+            dens.append(d)
+            grads.append(g)
+            summary["runs"][f"{cond}_seed{seed}"] = {
+                "density_g_cc": d, "max_abs_dVdt_A3_per_fs": g,
+                "surrogate_fraction": float(np.mean(arr["used_surrogate"])),
+                "mean_lambda_target": float(np.mean(arr["lambda_target"])), **counts}
+        summary["conditions"][cond] = {
+            "density_g_cc_mean": float(np.mean(dens)), "density_g_cc_std": float(np.std(dens, ddof=1)) if
+            len(dens) > 1 else float("nan"),
+            "max_abs_dVdt_median": float(np.median(grads)), "max_abs_dVdt_mean": float(np.mean(grads)),
+            "max_abs_dVdt": grads, "density": dens}
+    ref = summary["conditions"]["target"]["density_g_cc_mean"]
+    for cond in CONDITIONS:
+        c = summary["conditions"][cond]
+        c["density_rel_err_vs_target"] = (c["density_g_cc_mean"] - ref) / ref
+    summary["train"] = results["_train"]
+    return summary
+
+
+def plot_npt(results: dict, summary: dict, md, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    fig, ax = plt.subplots(1, 2, figsize=(8, 3.5))
+    data = [summary["conditions"][c]["max_abs_dVdt"] for c in CONDITIONS]
+    ax[0].boxplot(data)
+    ax[0].set_xticks(range(1, 4), ["target", "PROXIMA", "PROXIMA+BLEND"])
+    ax[0].set_ylabel(r"max |dV/dt| ($\AA^3$/fs)")
+    ax[1].boxplot([summary["conditions"][c]["density"] for c in CONDITIONS])
+    ax[1].set_xticks(range(1, 4), ["target", "PROXIMA", "PROXIMA+BLEND"])
+    ax[1].set_ylabel("density, last quarter (g/cc)")
+    fig.tight_layout()
+    paths.append(out / "fig3_boxplots.png")
+    with atomic_path(paths[-1]) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+    seed = sorted(results["target"])[0]
+    t = np.arange(md.steps + 1) * md.dt_fs
+    fig, ax = plt.subplots(2, 1, figsize=(8, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax[0].plot(t, results["target"][seed][0]["volume"], "k--", lw=1, label="target only")
+    prox = results["proxima"][seed][0]
+    ax[0].plot(t, prox["volume"], "C0", lw=1, label="PROXIMA")
+    ax[0].plot(t, results["blend"][seed][0]["volume"], "C3", lw=1, label="PROXIMA+BLEND")
+    used = prox["used_surrogate"] > 0
+    ax[0].fill_between(t, 0, 1, where=used, color="C0", alpha=0.12, transform=ax[0].get_xaxis_transform(),
+                       label="PROXIMA used surrogate")
+    ax[0].set_ylabel(r"volume ($\AA^3$)")
+    ax[0].legend(fontsize=7)
+    ax[1].plot(t, 1 - results["blend"][seed][0]["lambda_target"], "C3", lw=1)
+    ax[1].set_ylabel(r"$\lambda$ (surrogate)")
+    ax[1].set_xlabel("time (fs)")
+    fig.tight_layout()
+    paths.append(out / "fig2_volume_trace.png")
+    with atomic_path(paths[-1]) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    return paths
+
+
+def npt_experiment(out: str | Path, es: ExperimentSettings | None = None, temperature_K: float = 800.0) -> dict:
+    """Experiment 1 (paper 3.1-3.2): 800 K NPT of the 63-atom vacancy cell under the three conditions."""
+    from mdsurrogate.proxima.md import MDSettings
+
+    es = es or ExperimentSettings()
+    out = Path(out)
+    md = MDSettings(kind="npt", temperature_K=temperature_K, steps=es.steps)
+    with _progress() as progress:
+        results = run_conditions(es, md, out, progress)
+    summary = npt_summary(results, es, md)
+    summary.update({"settings": asdict(es), "md": asdict(md), "paper": PAPER, "provenance": _provenance()})
+    summary["plots"] = [str(p) for p in plot_npt(results, summary, md, out)]
+    write_json_atomic(out / "summary.json", summary)
+    return summary
+
+
+def hops_summary(results: dict, es: ExperimentSettings, md) -> dict:
+    from mdsurrogate.proxima.hops import count_hops, diamond_sites_frac, rate_with_se, vacancy_track
+
+    sites = diamond_sites_frac(2)
+    summary: dict = {"runs": {}, "conditions": {}}
+    first = es.equil_steps // max(md.sample_every, 1)
+    for cond in CONDITIONS:
+        rates = []
+        for seed, (arr, counts) in results[cond].items():
+            pos = arr["positions"]
+            track = vacancy_track(pos, arr["cell"][0], sites)
+            track = track[first:]
+            hops = count_hops(track, es.min_dwell)
+            time_ps = (len(track) - 1) * md.sample_every * md.dt_fs / 1000.0
+            rate = hops / time_ps
+            rates.append(rate)
+            summary["runs"][f"{cond}_seed{seed}"] = {
+                "hops": hops, "time_ps": time_ps, "rate_per_ps": rate, "valid_fraction": float(np.mean(track >= 0)),
+                "surrogate_fraction": float(np.mean(arr["used_surrogate"])),
+                "mean_T_K": float(np.mean(arr["temperature"])), **counts}
+        mean, se = rate_with_se(rates)
+        summary["conditions"][cond] = {"rate_per_ps": mean, "se": se, "rates": rates}
+    ref = summary["conditions"]["target"]["rate_per_ps"]
+    for cond in CONDITIONS:
+        c = summary["conditions"][cond]
+        c["rel_err_vs_target"] = (c["rate_per_ps"] - ref) / ref if ref else float("nan")
+    summary["train"] = results["_train"]
+    return summary
+
+
+def plot_hops(summary: dict, out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    c = summary["conditions"]
+    ax.bar(range(3), [c[k]["rate_per_ps"] for k in CONDITIONS], yerr=[c[k]["se"] for k in CONDITIONS], capsize=4,
+           color=["0.5", "C0", "C3"])
+    ax.set_xticks(range(3), ["target", "PROXIMA", "PROXIMA+BLEND"])
+    ax.set_ylabel("vacancy hop rate (1/ps)")
+    fig.tight_layout()
+    path = out / "table1_hop_rates.png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    return path
+
+
+def hops_experiment(out: str | Path, es: ExperimentSettings | None = None, temperature_K: float = 1573.0) -> dict:
+    """Experiment 2 (paper 3.3, Table 1): vacancy hop rate in 1573 K NVT, Wigner-Seitz detection."""
+    from mdsurrogate.proxima.md import MDSettings
+
+    es = es or ExperimentSettings()
+    out = Path(out)
+    md = MDSettings(kind="nvt", temperature_K=temperature_K, steps=es.steps, sample_every=es.sample_every)
+    with _progress() as progress:
+        results = run_conditions(es, md, out, progress)
+    summary = hops_summary(results, es, md)
+    summary.update({"settings": asdict(es), "md": asdict(md), "paper": PAPER, "provenance": _provenance()})
+    summary["plots"] = [str(plot_hops(summary, out))]
+    write_json_atomic(out / "summary.json", summary)
+    return summary
+
+
+def time_target(calc, n_calls: int = 3, seed: int = 0) -> float:
+    """Mean seconds per call of `calc` on rattled 63-atom vacancy cells."""
+    from mdsurrogate.proxima.targets import si_vacancy_cell
+
+    times = []
+    for k in range(n_calls):
+        atoms = si_vacancy_cell()
+        atoms.rattle(0.05, seed=seed + k)
+        atoms.calc = calc
+        t0 = time.perf_counter()
+        atoms.get_forces()
+        atoms.get_stress()
+        times.append(time.perf_counter() - t0)
+    return float(np.mean(times))
+
+
+def modelled_speedup(steps: int, target_calls: int, t_target: float, t_surrogate: float) -> float:
+    """Target-only time over PROXIMA time, with the ensemble evaluated every step (SPEC 6)."""
+    return steps * t_target / (target_calls * t_target + steps * t_surrogate)
+
+
+def cost_report(out: str | Path, inputs: list[str | Path], expensive: list[str] | None = None,
+                n_time_calls: int = 2) -> dict:
+    """Experiment 3: counts and times from experiment summaries; measured and modelled speedups."""
+    from mdsurrogate.proxima.targets import available_targets, make_target
+
+    out = Path(out)
+    per_call: dict = {"paper_dft": PAPER["t_dft_s"]}
+    for name in expensive or []:
+        if name in available_targets():
+            per_call[name] = time_target(make_target(name), n_time_calls)
+    report: dict = {"per_call_target_s": per_call, "experiments": {}}
+    for path in inputs:
+        path = Path(path)
+        summ = json.loads((path / "summary.json").read_text() if path.is_dir() else path.read_text())
+        runs = summ["runs"]
+        exp: dict = {}
+        tgt_wall = np.mean([r["wall_s"] for k, r in runs.items() if k.startswith("target_")])
+        for cond in CONDITIONS:
+            rs = [r for k, r in runs.items() if k.startswith(cond + "_")]
+            steps = int(np.mean([r["steps"] for r in rs])) + 1
+            tc = float(np.mean([r["target_calls"] for r in rs]))
+            sc = float(np.mean([r["surrogate_calls"] for r in rs]))
+            t_s = float(np.sum([r["surrogate_time_s"] for r in rs]) / max(1, np.sum([r["calls"] for r in rs])))
+            t_f = float(np.sum([r["target_time_s"] for r in rs]) / max(1, np.sum([r["target_calls"] for r in rs])))
+            wall = float(np.mean([r["wall_s"] for r in rs]))
+            entry = {"calls": steps, "target_calls": tc, "surrogate_calls": sc, "target_fraction": tc / steps,
+                     "t_target_call_s": t_f, "t_surrogate_call_s": t_s, "wall_s": wall,
+                     "measured_speedup": float(tgt_wall / wall)}
+            if cond != "target":
+                entry["modelled_speedup"] = {
+                    "paper_times_4s_0.2s": modelled_speedup(steps, int(tc), PAPER["t_dft_s"], PAPER["t_surrogate_s"]),
+                    **{f"{name}_with_measured_surrogate": modelled_speedup(steps, int(tc), t, t_s)
+                       for name, t in per_call.items()}}
+            exp[cond] = entry
+        report["experiments"][str(path)] = exp
+    report["paper"] = {"speedup": PAPER["speedup"], "t_dft_s": PAPER["t_dft_s"],
+                       "t_surrogate_s": PAPER["t_surrogate_s"]}
+    report["provenance"] = _provenance()
+    write_json_atomic(out / "cost.json", report)
+    return report
+
+
+def smoke_run(target_name: str, steps: int = 3, seed: int = 0, out: str | Path | None = None) -> dict:
+    """A few PROXIMA NVT steps with an expensive target (tblite, cp2k): runs, logs, counts calls."""
+    import torch
+
+    from mdsurrogate.proxima.calculator import ProximaCalculator, ProximaSettings
+    from mdsurrogate.proxima.md import MDSettings, init_velocities, run_md
+    from mdsurrogate.proxima.targets import make_target, si_vacancy_cell
+
+    torch.set_num_threads(1)
+    atoms = si_vacancy_cell()
+    init_velocities(atoms, 800.0, seed)
+    calc = ProximaCalculator(make_target(target_name), settings=ProximaSettings(train_freq=None, seed=seed))
+    log = Path(out) / f"smoke_{target_name}.jsonl" if out else None
+    trace = run_md(atoms, calc, MDSettings(kind="nve", steps=steps), log_path=log)
+    return {"target": target_name, "energy": trace.energy, **calc.counts()}

@@ -1,0 +1,52 @@
+"""Derived quantities of the density profiles (kadupitiya2021, SPEC section 1).
+
+Net charge density rho(z) = e [n+(z) - n-(z)] and integrated charge S(z) = sigma_s + int_{-h/2}^{z} rho(z') dz',
+meaningful up to the midplane; electroneutrality demands S(0) = 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.integrate import cumulative_trapezoid
+
+from mdsurrogate.simulation.system import ELEMENTARY_CHARGE
+
+AVOGADRO = 6.02214076e23
+MOLAR_TO_PER_M3 = 1000.0 * AVOGADRO
+
+
+def charge_density(n_plus: np.ndarray, n_minus: np.ndarray) -> np.ndarray:
+    """rho(z) in C/m^3 from ion densities in mol/L (monovalent ions)."""
+    return ELEMENTARY_CHARGE * MOLAR_TO_PER_M3 * (np.asarray(n_plus) - np.asarray(n_minus))
+
+
+def integrated_charge(z_nm: np.ndarray, n_plus: np.ndarray, n_minus: np.ndarray, sigma_s: float) -> np.ndarray:
+    """S(z) in C/m^2 = sigma_s + int_{z_0}^{z} rho dz' (trapezoid rule, z in nm; z_0 = first grid point, which
+    must lie at or beyond the wall where the densities vanish)."""
+    rho = charge_density(n_plus, n_minus)
+    return sigma_s + cumulative_trapezoid(rho, np.asarray(z_nm) * 1e-9, axis=-1, initial=0.0)
+
+
+def integrated_charge_error(z_nm: np.ndarray, n_plus_err: np.ndarray, n_minus_err: np.ndarray,
+                            z_upto: float = 0.0) -> float:
+    """Standard error of S(z_upto) from independent per-bin errors (native bins): sqrt(sum (dz rho_err)^2)."""
+    z = np.asarray(z_nm)
+    sel = z <= z_upto
+    dz = np.gradient(z)[sel] * 1e-9
+    var = (ELEMENTARY_CHARGE * MOLAR_TO_PER_M3) ** 2 * (np.asarray(n_plus_err)[sel] ** 2
+                                                        + np.asarray(n_minus_err)[sel] ** 2) * dz**2
+    return float(np.sqrt(var.sum()))
+
+
+def screening_length(z_nm: np.ndarray, S: np.ndarray, h_nm: float, fraction: float = np.exp(-1)) -> float:
+    """Screening decay length z* (nm): distance from the wall at which |S| first falls below `fraction` x |sigma_s|
+    (S at the wall), a simple proxy for the authors' decay length."""
+    z = np.asarray(z_nm)
+    S = np.asarray(S)
+    left = z <= 0
+    zl, Sl = z[left], S[left]
+    target = fraction * abs(Sl[0])
+    below = np.nonzero(np.abs(Sl) < target)[0]
+    if len(below) == 0:
+        return float("nan")
+    return float(zl[below[0]] + h_nm / 2)

@@ -192,7 +192,7 @@ class ProximaCalculator(Calculator):
             return []
         from ase.db import connect
 
-        return [row.toatoms(attach_calculator=True) for row in connect(self.db_path).select()]
+        return [row.toatoms() for row in connect(self.db_path).select()]
 
     def retrain(self) -> bool:
         """Retrain the ensemble on every stored target result (each member its own 90 % split)."""
@@ -212,6 +212,8 @@ class ProximaCalculator(Calculator):
                 "blend_index": self.blend_index, "new_points": self.new_points, "n_calls": self.n_calls,
                 "target_calls": self.target_calls, "surrogate_calls": self.surrogate_calls,
                 "rng": self.rng.bit_generator.state, "surrogate": self.surrogate.get_state(),
+                "last": dict(self.last), "results": {k: (np.copy(v) if isinstance(v, np.ndarray) else v) for k, v in self.results.items()},
+                "atoms": None if self.atoms is None else self.atoms.copy(),
                 "memory": [(a.copy(), a.get_potential_energy(), a.get_forces(), a.get_stress())
                            for a in self._memory]}
 
@@ -232,6 +234,11 @@ class ProximaCalculator(Calculator):
             at.calc = SinglePointCalculator(at, energy=e, forces=f, stress=st)
             self._memory.append(at)
         self.reset()
+        # the cached result of the last call: an integrator asking again at the same positions gets it back
+        self.last = dict(state["last"])
+        if state["atoms"] is not None:
+            self.atoms = state["atoms"].copy()
+            self.results = {k: (np.copy(v) if isinstance(v, np.ndarray) else v) for k, v in state["results"].items()}
 
     def save_state(self, path: str | Path) -> Path:
         """Write the state (torch pickle) and a copy of the training db next to it (`<path>.db`), atomically."""

@@ -1,0 +1,79 @@
+"""The scikit-learn baselines the papers compared with the ANN (kadupitiya2020 Table 1), on the same splits.
+
+Inputs are min-max scaled over the design ranges, as for the ANN; every model predicts all 1004 outputs.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from mdsurrogate.evaluation.metrics import evaluate_predictions
+
+
+def _scaler():
+    from sklearn.preprocessing import FunctionTransformer
+
+    from mdsurrogate.surrogate.models import design_minmax
+
+    lo, hi = design_minmax()
+    return FunctionTransformer(lambda X: (np.asarray(X, float) - lo) / (hi - lo))
+
+
+def baseline_models(seed: int = 0) -> dict[str, Callable[[], object]]:
+    """Factories of the papers' baselines: polynomial (degree 4), kernel ridge (rbf, gamma 0.1), SVR (rbf, C 100,
+    epsilon 0.1), decision tree (depth 4), random forest (depth 4, 25 trees)."""
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.kernel_ridge import KernelRidge
+    from sklearn.linear_model import LinearRegression
+    from sklearn.multioutput import MultiOutputRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import PolynomialFeatures
+    from sklearn.svm import SVR
+    from sklearn.tree import DecisionTreeRegressor
+
+    return {
+        "polynomial (degree 4)": lambda: make_pipeline(_scaler(), PolynomialFeatures(4), LinearRegression()),
+        "kernel ridge (rbf, gamma 0.1)": lambda: make_pipeline(_scaler(), KernelRidge(kernel="rbf", gamma=0.1)),
+        "SVR (rbf, C 100, eps 0.1)": lambda: make_pipeline(_scaler(), MultiOutputRegressor(
+            SVR(kernel="rbf", C=100.0, epsilon=0.1))),
+        "decision tree (depth 4)": lambda: make_pipeline(_scaler(), DecisionTreeRegressor(max_depth=4,
+                                                                                           random_state=seed)),
+        "random forest (depth 4, 25 trees)": lambda: make_pipeline(_scaler(), RandomForestRegressor(
+            n_estimators=25, max_depth=4, random_state=seed, n_jobs=1)),
+    }
+
+
+def run_baselines(X_train: np.ndarray, Y_train: np.ndarray, X_test: np.ndarray, Y_test: np.ndarray,
+                  EPS_test: np.ndarray | None = None, seed: int = 0,
+                  only: list[str] | None = None) -> list[dict]:
+    """Fit every baseline on (X_train, Y_train), score on the test split; one dict of metrics per model."""
+    rows = []
+    for name, factory in baseline_models(seed).items():
+        if only is not None and name not in only:
+            continue
+        model = factory()
+        t0 = time.perf_counter()
+        model.fit(X_train, Y_train)
+        fit_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        y_hat = np.asarray(model.predict(X_test)).reshape(Y_test.shape)
+        rows.append({"model": name, **evaluate_predictions(Y_test, y_hat, EPS_test), "fit_s": fit_s,
+                     "predict_s": time.perf_counter() - t0})
+    return rows
+
+
+def comparison_table(rows: list[dict], columns: tuple[str, ...] = ("E", "E_I+", "E_B+", "E_I-", "E_B-", "MSE", "A",
+                                                                     "A_eps>0", "fit_s")) -> str:
+    """A Markdown table with one row per model."""
+    cols = [c for c in columns if any(c in r for r in rows)]
+    lines = ["| model | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r.get(c, float("nan"))
+            cells.append(f"{v:.2e}" if c == "MSE" else f"{v:.1f}" if c.endswith("_s") else f"{v:.4f}")
+        lines.append(f"| {r['model']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,114 @@
+"""Accuracy metrics of the surrogate papers as plain functions (SPEC section 4).
+
+Arrays are (N_systems, P) with P = 1004 outputs: k = 0..501 the cation density n+ and k = 502..1003 the anion
+density n- (the papers' K+ and K-, 0-based here). All errors are in the units of the densities (molar).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+N_INTERFACE = 50  # interface set I: the first and last 50 points of each 502-point profile (sun2023, eqs. 6-7)
+
+
+def _as_2d(*arrays: np.ndarray) -> list[np.ndarray]:
+    out = [np.atleast_2d(np.asarray(a, dtype=float)) for a in arrays]
+    shape = out[0].shape
+    for a in out[1:]:
+        if a.shape != shape:
+            raise ValueError(f"shape mismatch: {a.shape} vs {shape}")
+    return out
+
+
+def rmse_per_output(y: np.ndarray, y_hat: np.ndarray) -> np.ndarray:
+    """E_k = (1/N_test sum_j |y_hat_j^k - y_j^k|^2)^(1/2) for every output k (sun2023 eq. 2; kadupitiya2021 eq. 8)."""
+    y, y_hat = _as_2d(y, y_hat)
+    return np.sqrt(np.mean((y_hat - y) ** 2, axis=0))
+
+
+def overall_rmse(y: np.ndarray, y_hat: np.ndarray) -> float:
+    """E = (1/P) sum_k E_k (sun2023 eq. 3)."""
+    return float(np.mean(rmse_per_output(y, y_hat)))
+
+
+def mse(y: np.ndarray, y_hat: np.ndarray) -> float:
+    """MSE = 1/(N P) sum_j sum_k (y_j^k - y_hat_j^k)^2 (kadupitiya2021 eq. 7; sun2023 eq. 1 for the validation loss)."""
+    y, y_hat = _as_2d(y, y_hat)
+    return float(np.mean((y - y_hat) ** 2))
+
+
+def rmse_per_system(y: np.ndarray, y_hat: np.ndarray) -> dict[str, np.ndarray]:
+    """RMSE_j^+ and RMSE_j^- = (2/P sum_k (y_j^k - y_hat_j^k)^2)^(1/2) over each half (kadupitiya2021 eq. 9)."""
+    y, y_hat = _as_2d(y, y_hat)
+    half = y.shape[1] // 2
+    sq = (y - y_hat) ** 2
+    return {"plus": np.sqrt(sq[:, :half].mean(axis=1)), "minus": np.sqrt(sq[:, half:].mean(axis=1))}
+
+
+def interface_mask(n_points: int = 502, n_interface: int = N_INTERFACE) -> np.ndarray:
+    """Boolean mask over one profile: True on the interface set I (first and last n_interface points)."""
+    if not 0 < 2 * n_interface < n_points:
+        raise ValueError(f"n_interface must be in [1, {(n_points - 1) // 2}], got {n_interface}")
+    mask = np.zeros(n_points, dtype=bool)
+    mask[:n_interface] = True
+    mask[-n_interface:] = True
+    return mask
+
+
+def interface_bulk_rmse(y: np.ndarray, y_hat: np.ndarray, n_interface: int = N_INTERFACE) -> dict[str, float]:
+    """E_I+, E_B+, E_I-, E_B-: mean of E_k over the interface set I and the bulk B of each ion (sun2023 eqs. 6-7)."""
+    e_k = rmse_per_output(y, y_hat)
+    half = e_k.size // 2
+    mask = interface_mask(half, n_interface)
+    plus, minus = e_k[:half], e_k[half:]
+    return {"E_I+": float(plus[mask].mean()), "E_B+": float(plus[~mask].mean()),
+            "E_I-": float(minus[mask].mean()), "E_B-": float(minus[~mask].mean())}
+
+
+def within_error_bar(y: np.ndarray, y_hat: np.ndarray, eps: np.ndarray) -> np.ndarray:
+    """Theta(|y - y_hat|, eps) = 1 where |y - y_hat| < eps, else 0 (kadupitiya2021 eq. 10, strict inequality)."""
+    y, y_hat, eps = _as_2d(y, y_hat, eps)
+    if np.any(eps < 0):
+        raise ValueError("MD error bars eps must be >= 0")
+    return np.abs(y - y_hat) < eps
+
+
+def _success(y, y_hat, eps, exclude_zero_error: bool, axis: int | None):
+    hit = within_error_bar(y, y_hat, eps)
+    if not exclude_zero_error:
+        return hit.mean(axis=axis)
+    valid = np.atleast_2d(np.asarray(eps, dtype=float)) > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (hit & valid).sum(axis=axis) / valid.sum(axis=axis)
+
+
+def success_rate_per_system(y: np.ndarray, y_hat: np.ndarray, eps: np.ndarray,
+                            exclude_zero_error: bool = False) -> np.ndarray:
+    """A_j = (1/P) sum_k Theta(|y_j^k - y_hat_j^k|, eps_j^k) for every system j (kadupitiya2021 eq. 10).
+
+    Points where the MD error is exactly zero (no ion ever visited the bin, next to the walls) can never count as a
+    success under the strict Theta; exclude_zero_error=True averages over the points with eps > 0 only.
+    """
+    return np.asarray(_success(y, y_hat, eps, exclude_zero_error, axis=1), dtype=float)
+
+
+def success_rate_per_output(y: np.ndarray, y_hat: np.ndarray, eps: np.ndarray,
+                            exclude_zero_error: bool = False) -> np.ndarray:
+    """A_k = (1/N) sum_j Theta(|y_j^k - y_hat_j^k|, eps_j^k) for every output k (NaN where all eps are 0 and excluded)."""
+    return np.asarray(_success(y, y_hat, eps, exclude_zero_error, axis=0), dtype=float)
+
+
+def success_rate(y: np.ndarray, y_hat: np.ndarray, eps: np.ndarray, exclude_zero_error: bool = False) -> float:
+    """Overall success rate A: the share of all N x P predictions within the MD error bar."""
+    return float(_success(y, y_hat, eps, exclude_zero_error, axis=None))
+
+
+def evaluate_predictions(y: np.ndarray, y_hat: np.ndarray, eps: np.ndarray | None = None,
+                         n_interface: int = N_INTERFACE) -> dict[str, float]:
+    """All summary metrics in one flat dict: E, MSE, E_I+/E_B+/E_I-/E_B- and (with eps) success rates."""
+    out = {"E": overall_rmse(y, y_hat), "MSE": mse(y, y_hat), **interface_bulk_rmse(y, y_hat, n_interface)}
+    if eps is not None:
+        a_j = success_rate_per_system(y, y_hat, eps)
+        out.update({"A": success_rate(y, y_hat, eps), "A_j_min": float(a_j.min()), "A_j_median": float(np.median(a_j)),
+                    "A_eps>0": success_rate(y, y_hat, eps, exclude_zero_error=True)})
+    return out

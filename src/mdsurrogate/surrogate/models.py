@@ -1,0 +1,158 @@
+"""The surrogate network of the papers (SPEC section 3) on PyTorch.
+
+Paper network: 5 -> 256 (ReLU) -> dropout 0.1 -> 512 (sigmoid) -> dropout 0.1 -> 1004 (ReLU), Glorot-normal
+weights, inputs min-max scaled to [0, 1] over the design ranges. Widths, depth and activations are configurable.
+Scaling lives inside the module as buffers, so a saved state holds everything needed to predict from raw inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from mdsurrogate.simulation.system import DESIGN_RANGES, INPUT_NAMES
+
+ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU}
+OUTPUT_SCALINGS = ("none", "standard", "global")
+N_POINTS = 502
+N_OUTPUTS = 2 * N_POINTS
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Architecture: hidden widths with one activation each, dropout after every hidden layer, output activation.
+
+    output_activation 'relu' clips the densities at zero in physical units (the papers' ReLU output layer);
+    'linear' leaves them unclipped.
+    """
+
+    hidden: tuple[int, ...] = (256, 512)
+    activations: tuple[str, ...] = ("relu", "sigmoid")
+    dropout: float = 0.1
+    output_activation: str = "relu"
+    n_inputs: int = len(INPUT_NAMES)
+    n_outputs: int = N_OUTPUTS
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden", tuple(int(w) for w in self.hidden))
+        object.__setattr__(self, "activations", tuple(self.activations))
+        if not self.hidden or any(w < 1 for w in self.hidden):
+            raise ValueError(f"hidden widths must be positive integers, got {self.hidden}")
+        if len(self.activations) != len(self.hidden):
+            raise ValueError(f"need one activation per hidden layer: {len(self.hidden)} widths, "
+                             f"{len(self.activations)} activations")
+        for act in self.activations:
+            if act not in ACTIVATIONS:
+                raise ValueError(f"activation {act!r} not in {sorted(ACTIVATIONS)}")
+        if self.output_activation not in ("relu", "linear"):
+            raise ValueError(f"output_activation must be 'relu' or 'linear', got {self.output_activation!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["hidden"], d["activations"] = list(self.hidden), list(self.activations)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NetworkConfig":
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
+
+
+def paper_network(n1: int = 256, n2: int = 512) -> NetworkConfig:
+    """5 -> n1 (ReLU) -> n2 (sigmoid) -> 1004 (ReLU), dropout 0.1 (sun2023 section 2.2)."""
+    return NetworkConfig(hidden=(n1, n2), activations=("relu", "sigmoid"))
+
+
+def design_minmax() -> tuple[np.ndarray, np.ndarray]:
+    """(min, max) over DESIGN_RANGES in INPUT_NAMES order."""
+    lo = np.array([DESIGN_RANGES[k][0] for k in INPUT_NAMES], dtype=float)
+    hi = np.array([DESIGN_RANGES[k][1] for k in INPUT_NAMES], dtype=float)
+    return lo, hi
+
+
+def output_scaling(Y: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(shift, scale) per output so that (Y - shift)/scale is the network's target.
+
+    'none': the papers (raw molar densities); 'standard': per-output mean and std (std floored at 1e-3 of the
+    largest); 'global': per-output mean and one std over all outputs (keeps the loss proportional to the MSE).
+    """
+    P = Y.shape[1]
+    if kind == "none":
+        return np.zeros(P), np.ones(P)
+    shift = Y.mean(axis=0)
+    if kind == "standard":
+        std = Y.std(axis=0)
+        return shift, np.maximum(std, 1e-3 * max(std.max(), 1e-12))
+    if kind == "global":
+        return shift, np.full(P, max(float((Y - shift).std()), 1e-12))
+    raise ValueError(f"output_scaling must be one of {OUTPUT_SCALINGS}, got {kind!r}")
+
+
+class ProfileNet(nn.Module):
+    """MLP from the five raw inputs to the 1004 densities [n+(z_1..502), n-(z_1..502)] in molar."""
+
+    def __init__(self, config: NetworkConfig, x_min: np.ndarray | None = None, x_max: np.ndarray | None = None,
+                 y_shift: np.ndarray | None = None, y_scale: np.ndarray | None = None) -> None:
+        super().__init__()
+        self.config = config
+        lo, hi = design_minmax() if x_min is None else (np.asarray(x_min), np.asarray(x_max))
+        span = np.where(hi > lo, hi - lo, 1.0)
+        P = config.n_outputs
+        self.register_buffer("x_min", torch.as_tensor(lo, dtype=torch.float32))
+        self.register_buffer("x_span", torch.as_tensor(span, dtype=torch.float32))
+        self.register_buffer("y_shift", torch.as_tensor(np.zeros(P) if y_shift is None else y_shift,
+                                                        dtype=torch.float32))
+        self.register_buffer("y_scale", torch.as_tensor(np.ones(P) if y_scale is None else y_scale,
+                                                        dtype=torch.float32))
+        layers: list[nn.Module] = []
+        width = config.n_inputs
+        for w, act in zip(config.hidden, config.activations):
+            layers += [nn.Linear(width, w), ACTIVATIONS[act]()]
+            if config.dropout > 0:
+                layers.append(nn.Dropout(config.dropout))
+            width = w
+        layers.append(nn.Linear(width, P))
+        self.mlp = nn.Sequential(*layers)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Glorot-normal weights (variance 2/(fan_in + fan_out)) and zero biases, as Keras' glorot_normal."""
+        for m in self.mlp.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_normal_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def scale_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.x_min) / self.x_span
+
+    def forward_scaled(self, x: torch.Tensor) -> torch.Tensor:
+        """Network output in scaled units, (y - y_shift)/y_scale, with the output activation applied."""
+        out = self.mlp(self.scale_inputs(x))
+        if self.config.output_activation == "relu":
+            # ReLU on the physical density <=> max(out, -shift/scale) in scaled units (scale > 0).
+            out = torch.maximum(out, -self.y_shift / self.y_scale)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_scaled(x) * self.y_scale + self.y_shift
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def flops_per_profile(config: NetworkConfig) -> int:
+    """Multiply-adds x 2 of one forward pass (dense layers only; activations and scaling not counted)."""
+    widths = [config.n_inputs, *config.hidden, config.n_outputs]
+    return int(sum(2 * a * b for a, b in zip(widths[:-1], widths[1:])))
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """'auto' -> CUDA when present, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)

@@ -1,9 +1,119 @@
-"""CLI commands of the proxima stage."""
+"""CLI commands of the proxima stage: `mdsurrogate proxima npt | hops | cost | smoke`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+proxima_app = typer.Typer(help="PROXIMA and PROXIMA+BLEND on-the-fly surrogate control (tynes2024, SPEC 6).",
+                          no_args_is_help=True)
+
+
+def _settings(seeds: int, steps: int, potential: str, target_err: float, min_target_fraction: float,
+              n_blend: int, n_pretrain: int, epochs: int, **extra):
+    from mdsurrogate.proxima.experiments import ExperimentSettings
+
+    return ExperimentSettings(seeds=list(range(seeds)), steps=steps, potential=potential, target_err=target_err,
+                              min_target_fraction=min_target_fraction, n_blend=n_blend, n_pretrain=n_pretrain,
+                              epochs=epochs, **extra)
+
+
+@proxima_app.command()
+def npt(
+    out: Path = typer.Option(Path("results/proxima/npt"), help="output directory"),
+    seeds: int = typer.Option(4, help="velocity seeds per condition"),
+    steps: int = typer.Option(2048, help="MD steps of 1 fs (paper: 2048)"),
+    potential: str = typer.Option("sw", help="target: sw or tersoff"),
+    target_err: float = typer.Option(0.9, help="force error bound, eV/A (paper 0.9)"),
+    min_target_fraction: float = typer.Option(0.1, help="forced target fraction"),
+    n_blend: int = typer.Option(10, help="blending steps of PROXIMA+BLEND"),
+    n_pretrain: int = typer.Option(256, help="target frames the ensemble is trained on (paper 1024)"),
+    epochs: int = typer.Option(32, help="training epochs (paper 32)"),
+    full: bool = typer.Option(False, help="paper settings: 10 seeds, 2048 steps, 1024 training frames"),
+):
+    """Experiment 1: 800 K NPT density and max |dV/dt| (paper Figs. 2-3)."""
+    from mdsurrogate.proxima.experiments import npt_experiment
+
+    if full:
+        seeds, steps, n_pretrain = 10, 2048, 1024
+    es = _settings(seeds, steps, potential, target_err, min_target_fraction, n_blend, n_pretrain, epochs)
+    s = npt_experiment(out, es)
+    for cond, c in s["conditions"].items():
+        typer.echo(f"{cond:8s} density {c['density_g_cc_mean']:.4f} g/cc ({c['density_rel_err_vs_target']:+.2%})"
+                   f"  median max|dV/dt| {c['max_abs_dVdt_median']:.3f} A^3/fs")
+    typer.echo(f"wrote {out / 'summary.json'}")
+
+
+@proxima_app.command()
+def hops(
+    out: Path = typer.Option(Path("results/proxima/hops"), help="output directory"),
+    seeds: int = typer.Option(4, help="velocity seeds per condition (paper 10)"),
+    steps: int = typer.Option(6000, help="NVT steps of 1 fs (paper 40000)"),
+    potential: str = typer.Option("sw", help="target: sw or tersoff"),
+    target_err: float = typer.Option(0.9, help="force error bound, eV/A"),
+    min_target_fraction: float = typer.Option(0.1, help="forced target fraction"),
+    n_blend: int = typer.Option(10, help="blending steps of PROXIMA+BLEND"),
+    n_pretrain: int = typer.Option(256, help="target frames the ensemble is trained on"),
+    epochs: int = typer.Option(32, help="training epochs"),
+    lattice: float = typer.Option(5.43, help="lattice constant of the NVT cell, A"),
+    equil_steps: int = typer.Option(500, help="steps not counted for hops"),
+    min_dwell: int = typer.Option(3, help="samples (10 fs each) a new vacant site must persist"),
+    full: bool = typer.Option(False, help="paper settings: 10 seeds, 40000 steps, 1024 training frames"),
+):
+    """Experiment 2: vacancy hop rate at 1573 K NVT, Wigner-Seitz detection (paper Table 1)."""
+    from mdsurrogate.proxima.experiments import hops_experiment
+
+    if full:
+        seeds, steps, n_pretrain = 10, 40000, 1024
+    es = _settings(seeds, steps, potential, target_err, min_target_fraction, n_blend, n_pretrain, epochs,
+                   lattice=lattice, equil_steps=equil_steps, min_dwell=min_dwell)
+    s = hops_experiment(out, es)
+    for cond, c in s["conditions"].items():
+        typer.echo(f"{cond:8s} hop rate {c['rate_per_ps']:.3f} +- {c['se']:.3f} /ps ({c['rel_err_vs_target']:+.1%})")
+    typer.echo(f"wrote {out / 'summary.json'}")
+
+
+@proxima_app.command()
+def cost(
+    out: Path = typer.Option(Path("results/proxima/cost"), help="output directory"),
+    inputs: list[Path] = typer.Option([Path("results/proxima/npt"), Path("results/proxima/hops")],
+                                      help="experiment directories with summary.json"),
+    expensive: list[str] = typer.Option(["tblite", "cp2k"], help="expensive targets to time, when installed"),
+):
+    """Experiment 3: target/surrogate call counts and times, measured and modelled speedup (paper: 1.5x)."""
+    from mdsurrogate.proxima.experiments import cost_report
+
+    found = [p for p in inputs if (p / "summary.json").exists() or p.is_file()]
+    if not found:
+        raise typer.BadParameter("no experiment summaries found; run `proxima npt` / `proxima hops` first")
+    r = cost_report(out, found, expensive)
+    typer.echo(f"per-call target time (s): {r['per_call_target_s']}")
+    for path, exp in r["experiments"].items():
+        for cond, e in exp.items():
+            line = (f"{path} {cond:8s} target calls {e['target_calls']:.0f}/{e['calls']} "
+                    f"surrogate calls {e['surrogate_calls']:.0f} measured speedup {e['measured_speedup']:.2f}")
+            if "modelled_speedup" in e:
+                line += " modelled " + ", ".join(f"{k} {v:.2f}" for k, v in e["modelled_speedup"].items())
+            typer.echo(line)
+    typer.echo(f"wrote {out / 'cost.json'}")
+
+
+@proxima_app.command()
+def smoke(target: str = typer.Argument(..., help="tblite or cp2k"), steps: int = 3,
+          out: Path = typer.Option(Path("results/proxima/smoke"))):
+    """A short PROXIMA run with an expensive target (optional dependencies)."""
+    from mdsurrogate.io import write_json_atomic
+    from mdsurrogate.proxima.experiments import smoke_run
+    from mdsurrogate.proxima.targets import available_targets
+
+    if target not in available_targets():
+        raise typer.BadParameter(f"{target} not available here (have {available_targets()})")
+    r = smoke_run(target, steps=steps, out=out)
+    write_json_atomic(out / f"smoke_{target}.json", r)
+    typer.echo(r)
 
 
 def register(app: typer.Typer) -> None:
     """Attach this stage's commands to the main app."""
+    app.add_typer(proxima_app, name="proxima")

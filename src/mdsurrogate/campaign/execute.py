@@ -328,7 +328,7 @@ def run_campaign(
                         summary.done += 1
                     else:
                         reason = info.get("reason") if not info.get("ok") else "result file missing or unreadable"
-                        if info.get("log"):
+                        if info.get("log") and str(info["log"]) not in reason:
                             reason += f" (log: {info['log']})"
                         ledger.mark_failed(rid, reason, wall_s=wall)
                         summary.failed += 1

@@ -11,7 +11,8 @@ A spec is a small file::
     c = [0.1, 0.5]
 
     [[design]]
-    type = "random_subset"        # a seeded random subset of a grid (the papers' grid unless [design.grid])
+    type = "random_subset"        # n systems drawn (seeded) from a grid minus the exclusions
+                                  # (the papers' grid unless grid = { c = [...], ... } narrows it)
     n = 100
     seed = 7
 
@@ -35,6 +36,8 @@ A spec is a small file::
     time_tau = 2000.0             # at most one of time_tau, steps (target_rel_error may bound a run too)
     seeds = [1]                   # every system is run once per seed
     timeout_s = 7200
+    n_blocks = 20                 # blocks for the standard errors
+    overrides = { dt = 0.004 }    # replace fields of the preset (EngineSettings)
 
     [execution]
     workers = 2                   # concurrent runs
@@ -68,7 +71,7 @@ from mdsurrogate.simulation.system import (
 )
 
 DESIGN_TYPES = ("grid", "random_subset", "sobol", "lhs", "list")
-CONTROL_KEYS = ("preset", "time_tau", "steps", "target_rel_error", "timeout_s", "seeds")
+CONTROL_KEYS = ("preset", "time_tau", "steps", "target_rel_error", "timeout_s", "seeds", "n_blocks", "overrides")
 PRESETS = ("authors", "production")
 BACKENDS = ("local", "parsl")
 RESEED_STRIDE = 1_000_003
@@ -171,17 +174,16 @@ def parse_spec(raw: Any, source: str = "", default_name: str = "campaign") -> Ca
         designs = [designs]
     if not isinstance(designs, list) or not designs:
         raise SpecError("design", "must be a list of [[design]] blocks")
-    points: dict[str, dict[str, float]] = {}
-    for i, block in enumerate(designs):
-        for p in expand_design(block, f"design[{i}]", allow):
-            points.setdefault(system_key(p), p)
-
     excludes = raw.get("exclude", [])
     if isinstance(excludes, dict):
         excludes = [excludes]
     if not isinstance(excludes, list):
         raise SpecError("exclude", "must be a list of [[exclude]] tables")
     rules = [_exclusion(e, f"exclude[{i}]") for i, e in enumerate(excludes)]
+    points: dict[str, dict[str, float]] = {}
+    for i, block in enumerate(designs):
+        for p in expand_design(block, f"design[{i}]", allow, rules):
+            points.setdefault(system_key(p), p)
     kept = [p for p in points.values() if not any(_matches(p, r) for r in rules)]
     if not kept:
         raise SpecError("exclude", "the exclusions remove every system of the design")
@@ -196,8 +198,10 @@ def parse_spec(raw: Any, source: str = "", default_name: str = "campaign") -> Ca
 
 # ---------------------------------------------------------------------------------------------- designs
 
-def expand_design(block: Any, where: str, allow_outside_design: bool = False) -> list[dict[str, float]]:
-    """The points of one [[design]] block, validated (each becomes a ConfinedElectrolyte)."""
+def expand_design(block: Any, where: str, allow_outside_design: bool = False,
+                  exclude: list[dict[str, tuple[float, ...]]] | None = None) -> list[dict[str, float]]:
+    """The points of one [[design]] block, validated (each becomes a ConfinedElectrolyte). A random subset is
+    drawn from the grid minus the exclusions, so that it has exactly n systems."""
     block = _table(block, where)
     kind = block.get("type")
     if kind not in DESIGN_TYPES:
@@ -208,10 +212,11 @@ def expand_design(block: Any, where: str, allow_outside_design: bool = False) ->
     elif kind == "random_subset":
         _check_keys(block, ("type", "n", "seed", "grid"), where)
         grid = _grid_values(_table(block.get("grid", {}), f"{where}.grid"), f"{where}.grid")
-        full = _grid_points(grid)
+        full = [p for p in _grid_points(grid) if not any(_matches(p, r) for r in exclude or [])]
         n = _positive_int(block.get("n"), f"{where}.n")
         if n > len(full):
-            raise SpecError(f"{where}.n", f"asks for {n} systems but the grid has only {len(full)}")
+            raise SpecError(f"{where}.n", f"asks for {n} systems but the grid has only {len(full)} "
+                                          "(after exclusions)")
         seed = _int(block.get("seed"), f"{where}.seed")
         idx = np.sort(np.random.default_rng(seed).choice(len(full), size=n, replace=False))
         pts = [full[i] for i in idx]
@@ -350,6 +355,14 @@ def _controls(raw: Any) -> tuple[dict[str, Any], tuple[int, ...]]:
         out["target_rel_error"] = v
     if "timeout_s" in raw:
         out["timeout_s"] = _positive_float(raw["timeout_s"], "controls.timeout_s")
+    if "n_blocks" in raw:
+        out["n_blocks"] = _positive_int(raw["n_blocks"], "controls.n_blocks")
+    if "overrides" in raw:
+        overrides = _table(raw["overrides"], "controls.overrides")
+        for k, v in overrides.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+                raise SpecError(f"controls.overrides.{k}", f"must be a number or string, got {v!r}")
+        out["overrides"] = dict(overrides)
     seeds = raw.get("seeds", [1])
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         seeds = [seeds]
@@ -394,7 +407,8 @@ def _check_engine_accepts(controls: dict[str, Any], seed: int, mpi_ranks: int) -
     except TypeError as exc:
         raise SpecError("controls", f"the engine's RunControls rejects these controls: {exc}") from None
     except ValueError as exc:
-        raise SpecError("controls", str(exc)) from None
+        first = str(exc).split()[0] if str(exc) else ""
+        raise SpecError(f"controls.{first}" if first in CONTROL_KEYS else "controls", str(exc)) from None
 
 
 def attempt_seed(seed: int, attempt: int, reseed: bool) -> int:

@@ -65,7 +65,7 @@ def simulate(system, controls, out: Path, workdir: Path | None = None):
             "n_minus": ("z", n_minus, {"units": "M"}),
             "n_plus_err": ("z", err_p, {"units": "M"}),
             "n_minus_err": ("z", err_m, {"units": "M"}),
-            "charge_density": ("z", rho, {"units": "M"}),
+            "charge_density": ("z", rho, {"units": "C/m^3"}),
             "integrated_charge": ("z", integrated_charge(z, rho, system.sigma_s), {"units": "C/m^2"}),
         },
         coords={"z": ("z", z, {"units": "nm"})},
@@ -76,3 +76,9 @@ def simulate(system, controls, out: Path, workdir: Path | None = None):
     )
     write_netcdf_atomic(ds, out)
     return ds
+
+
+def simulate_truncated(system, controls, out: Path, workdir: Path | None = None):
+    """A broken engine for tests: writes half a file non-atomically and reports success."""
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)

@@ -5,7 +5,7 @@ Layout (dims `system`, `point`)::
     coords   system (int), run_id (system), key (system; the authors' key), z (system, point) in nm
     inputs   h, c, d_plus, d_minus, sigma_s                      (system)
     profiles n_plus, n_minus, n_plus_err, n_minus_err            (system, point)  M
-    derived  charge_density (M, in e), integrated_charge (C/m^2) (system, point)
+    derived  charge_density (C/m^3), integrated_charge (C/m^2)   (system, point)
     metadata preset, seed, steps, dt, wall_time_s, lammps_version, git_commit, mdsurrogate_version, ... (system)
 
 One row per run: replicas of a system (several seeds) stay separate rows with the same inputs.
@@ -25,25 +25,33 @@ from mdsurrogate.simulation.system import INPUT_NAMES, INPUT_UNITS
 
 PROFILE_VARS = ("n_plus", "n_minus", "n_plus_err", "n_minus_err")
 DERIVED_VARS = ("charge_density", "integrated_charge")
-#: e * 1 mol/L * 1 nm expressed in C/m^2 (0.6022 ions/nm^3 * 1 nm * 1.602e-19 C / 1e-18 m^2).
-MOLAR_NM_TO_C_PER_M2 = 0.6022 * 1.602176634e-19 / 1e-18
+#: ions per m^3 at 1 mol/L
+MOLAR_TO_PER_M3 = 1000.0 * 6.02214076e23
+ELEMENTARY_CHARGE = 1.602176634e-19  # C
 
 
 # ---------------------------------------------------------------------------------------------- physics
+# Same definitions and units as the engine's per-run files (mdsurrogate.analysis.derived).
 
 def charge_density(n_plus, n_minus):
-    """Net charge density of a monovalent electrolyte, in M (units of e mol/L): n+ - n-."""
-    return np.asarray(n_plus) - np.asarray(n_minus)
+    """Net charge density rho(z) = e (n+ - n-) of a monovalent electrolyte, in C/m^3 (densities in M)."""
+    return ELEMENTARY_CHARGE * MOLAR_TO_PER_M3 * (np.asarray(n_plus, dtype=float) - np.asarray(n_minus, dtype=float))
 
 
 def integrated_charge(z, rho, sigma_s: float):
-    """S(z) = sigma_s + integral from the left wall to z of rho (trapezoid), in C/m^2 (z in nm, rho in M).
-
-    Meaningful up to the midplane; electroneutrality gives S(0) = 0 within noise."""
-    z = np.asarray(z, dtype=float)
+    """S(z) = sigma_s + integral from the first grid point to z of rho (trapezoid), in C/m^2 (z in nm,
+    rho in C/m^3). Meaningful up to the midplane; electroneutrality gives S(0) = 0 within noise."""
+    z_m = np.asarray(z, dtype=float) * 1e-9
     rho = np.asarray(rho, dtype=float)
-    steps = 0.5 * (rho[1:] + rho[:-1]) * np.diff(z)
-    return sigma_s + MOLAR_NM_TO_C_PER_M2 * np.concatenate([[0.0], np.cumsum(steps)])
+    steps = 0.5 * (rho[1:] + rho[:-1]) * np.diff(z_m)
+    return sigma_s + np.concatenate([[0.0], np.cumsum(steps)])
+
+
+def effective_sigma_s(inputs: dict) -> float:
+    """The wall charge a simulation of these inputs actually carries (quantised to whole counterions)."""
+    from mdsurrogate.simulation.system import ConfinedElectrolyte  # noqa: PLC0415
+
+    return ConfinedElectrolyte(**inputs, allow_outside_design=True).counts.sigma_s_effective
 
 
 # ---------------------------------------------------------------------------------------------- build
@@ -68,9 +76,9 @@ def from_profiles(records: Sequence[dict], attrs: dict | None = None):
         data[v] = (("system", "point"), np.stack([np.asarray(r[v], dtype=float) for r in records]), {"units": "M"})
     rho = [np.asarray(r["charge_density"], float) if r.get("charge_density") is not None
            else charge_density(r["n_plus"], r["n_minus"]) for r in records]
-    data["charge_density"] = (("system", "point"), np.stack(rho), {"units": "M", "long_name": "n_plus - n_minus"})
+    data["charge_density"] = (("system", "point"), np.stack(rho), {"units": "C/m^3", "long_name": "e (n+ - n-)"})
     s = [np.asarray(r["integrated_charge"], float) if r.get("integrated_charge") is not None
-         else integrated_charge(r["z"], rho_i, r["inputs"]["sigma_s"]) for r, rho_i in zip(records, rho)]
+         else integrated_charge(r["z"], rho_i, effective_sigma_s(r["inputs"])) for r, rho_i in zip(records, rho)]
     data["integrated_charge"] = (("system", "point"), np.stack(s), {"units": "C/m^2"})
     meta_names = sorted({k for r in records for k in r.get("meta", {})} - set(data) - {"z"})
     for m in meta_names:
@@ -267,8 +275,8 @@ def to_authors_pickle(ds, path: str | os.PathLike) -> Path:
 
 
 def export_tsv(ds, directory: str | os.PathLike) -> list[Path]:
-    """nanoHUB-style tab-separated files, one folder per run: n_plus.tsv, n_minus.tsv (z, n, err),
-    charge_density.tsv (z, rho, err) and integrated_charge.tsv (z, S). Returns the folders."""
+    """nanoHUB-style tab-separated files, one folder per run: n_plus.tsv, n_minus.tsv (z nm, n M, err M),
+    charge_density.tsv (z, rho C/m^3, err) and integrated_charge.tsv (z, S C/m^2). Returns the folders."""
     from mdsurrogate.io import write_text_atomic  # noqa: PLC0415
 
     directory = Path(directory)
@@ -279,11 +287,12 @@ def export_tsv(ds, directory: str | os.PathLike) -> list[Path]:
         cols = {
             "n_plus": (ds["n_plus"].values[i], ds["n_plus_err"].values[i], "n_M"),
             "n_minus": (ds["n_minus"].values[i], ds["n_minus_err"].values[i], "n_M"),
-            "charge_density": (ds["charge_density"].values[i],
-                               np.hypot(ds["n_plus_err"].values[i], ds["n_minus_err"].values[i]), "rho_M"),
+            "charge_density": (ds["charge_density"].values[i], ELEMENTARY_CHARGE * MOLAR_TO_PER_M3
+                               * np.hypot(ds["n_plus_err"].values[i], ds["n_minus_err"].values[i]), "rho_C_per_m3"),
         }
         for name, (val, err, label) in cols.items():
-            lines = [f"# z_nm\t{label}\terr_M"] + [f"{a:.6g}\t{b:.6g}\t{c:.6g}" for a, b, c in zip(z, val, err)]
+            unit = "C_per_m3" if name == "charge_density" else "M"
+            lines = [f"# z_nm\t{label}\terr_{unit}"] + [f"{a:.6g}\t{b:.6g}\t{c:.6g}" for a, b, c in zip(z, val, err)]
             write_text_atomic(folder / f"{name}.tsv", "\n".join(lines) + "\n")
         s = ds["integrated_charge"].values[i]
         write_text_atomic(folder / "integrated_charge.tsv",

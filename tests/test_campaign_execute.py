@@ -1,0 +1,147 @@
+"""The local process-pool executor and the CLI, driven by the fast synthetic run function."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mdsurrogate.campaign.execute import campaign_status, result_path, run_campaign
+from mdsurrogate.campaign.ledger import Ledger
+from mdsurrogate.campaign.spec import RESEED_STRIDE, parse_spec
+from mdsurrogate.cli import app
+
+SYNTH = "mdsurrogate.campaign.synthetic:simulate"
+
+
+def small_spec(seeds=(1,), n_c=2, **execution):
+    return parse_spec({
+        "campaign": {"name": "t"},
+        "design": [{"type": "grid", "h": [4.0], "c": [0.5, 1.0][:n_c], "d_plus": 0.415, "d_minus": [0.2, 0.415],
+                    "sigma_s": -0.01}],
+        "controls": {"steps": 1000, "seeds": list(seeds)},
+        "execution": {"workers": 2, **execution},
+    })
+
+
+def test_runs_everything_then_resume_repeats_nothing(tmp_path):
+    spec = small_spec()
+    s1 = run_campaign(spec, tmp_path, run_fn=SYNTH)
+    assert (s1.started, s1.done, s1.failed) == (4, 4, 0)
+    assert s1.counts == {"pending": 0, "running": 0, "done": 4, "failed": 0}
+    mtimes = {r.run_id: result_path(tmp_path, r.run_id).stat().st_mtime_ns for r in spec.runs}
+    s2 = run_campaign(spec, tmp_path, run_fn=SYNTH)
+    assert s2.started == 0
+    assert mtimes == {r.run_id: result_path(tmp_path, r.run_id).stat().st_mtime_ns for r in spec.runs}
+    # a result that disappeared is redone, and only that one
+    lost = spec.runs[2].run_id
+    result_path(tmp_path, lost).unlink()
+    s3 = run_campaign(spec, tmp_path, run_fn=SYNTH)
+    assert s3.started == 1 and s3.reconciled["lost_results"] == 1
+    st = campaign_status(tmp_path)
+    assert st["counts"]["done"] == 4 and st["remaining"] == 0 and st["mean_wall_s"] > 0
+    with Ledger(tmp_path / "ledger.sqlite") as led:
+        done_events = [e["run_id"] for e in led.events() if e["state"] == "done"]
+    assert sorted(done_events) == sorted([r.run_id for r in spec.runs] + [lost])
+
+
+def test_failures_are_retried_with_a_new_seed(tmp_path):
+    spec = small_spec(seeds=(13,), n_c=1)  # the synthetic engine "loses atoms" with seed 13
+    s = run_campaign(spec, tmp_path, run_fn=SYNTH)
+    assert s.counts["done"] == 2 and s.failed == 2
+    with Ledger(tmp_path / "ledger.sqlite") as led:
+        assert all(r.attempts == 2 for r in led.rows())
+    import xarray as xr
+
+    with xr.open_dataset(result_path(tmp_path, spec.runs[0].run_id), engine="h5netcdf") as ds:
+        assert ds.attrs["seed"] == 13 + RESEED_STRIDE
+
+
+def test_failures_end_after_max_attempts_with_reason_and_can_be_retried(tmp_path):
+    spec = small_spec(seeds=(13,), n_c=1, reseed_on_retry=False, max_attempts=2)
+    s = run_campaign(spec, tmp_path, run_fn=SYNTH)
+    assert s.counts == {"pending": 0, "running": 0, "done": 0, "failed": 2}
+    st = campaign_status(tmp_path)
+    assert st["exhausted"] == 2
+    assert all(f["attempts"] == 2 and "lost atoms" in f["reason"] and "synthetic.log" in f["reason"]
+               for f in st["failures"])
+    assert not any(result_path(tmp_path, r.run_id).exists() for r in spec.runs)
+    assert run_campaign(spec, tmp_path, run_fn=SYNTH).started == 0  # exhausted: not retried by default
+    assert run_campaign(spec, tmp_path, run_fn=SYNTH, retry_failed=True, max_attempts=1).started == 2
+
+
+def test_a_half_written_result_never_counts_as_done(tmp_path):
+    spec = small_spec(n_c=1, max_attempts=1)
+    s = run_campaign(spec, tmp_path, run_fn="mdsurrogate.campaign.synthetic:simulate_truncated")
+    assert s.counts["failed"] == 2 and s.counts["done"] == 0
+    assert all(f["reason"] == "result file missing or unreadable" for f in campaign_status(tmp_path)["failures"])
+
+
+def test_limit_runs_a_campaign_in_pieces(tmp_path):
+    spec = small_spec()
+    assert run_campaign(spec, tmp_path, run_fn=SYNTH, limit=1, workers=1).counts["done"] == 1
+    s = run_campaign(spec, tmp_path, run_fn=SYNTH, limit=2)
+    assert s.started == 2 and s.counts["done"] == 3 and s.counts["pending"] == 1
+    assert run_campaign(spec, tmp_path, run_fn=SYNTH).counts["done"] == 4
+
+
+def test_cli_run_status_consolidate_export(tmp_path):
+    spec_file = tmp_path / "c.toml"
+    spec_file.write_text(f"""
+[campaign]
+name = "cli"
+directory = "{tmp_path / 'camp'}"
+[[design]]
+type = "list"
+points = [{{h = 4.0, c = 0.5, d_plus = 0.415, d_minus = 0.2, sigma_s = -0.01}},
+          {{h = 4.4, c = 1.0, d_plus = 0.2, d_minus = 0.2, sigma_s = -0.02}}]
+[controls]
+steps = 1000
+seeds = [1, 13]
+[execution]
+workers = 2
+reseed_on_retry = false
+max_attempts = 1
+""")
+    r = CliRunner()
+    res = r.invoke(app, ["campaign", "validate", str(spec_file)])
+    assert res.exit_code == 0 and "2 systems x 2 seeds = 4 runs" in res.output
+    res = r.invoke(app, ["campaign", "run", str(spec_file), "--run-fn", SYNTH, "--no-progress"])
+    assert res.exit_code == 1, res.output  # the two seed-13 runs fail
+    assert "done 2, failed 2" in res.output
+    res = r.invoke(app, ["campaign", "status", str(spec_file)])
+    assert res.exit_code == 0 and "failed 2" in res.output and "lost atoms" in res.output and "ETA" in res.output
+    st = json.loads(r.invoke(app, ["campaign", "status", str(tmp_path / "camp"), "--json"]).output)
+    assert st["counts"]["done"] == 2
+    res = r.invoke(app, ["campaign", "consolidate", str(tmp_path / "camp")])
+    assert res.exit_code == 0, res.output
+    from mdsurrogate.dataset import load
+
+    ds = load(tmp_path / "camp" / "dataset.nc")
+    assert ds.sizes == {"system": 2, "point": 502}
+    assert set(ds["seed"].values) == {1}
+    assert np.all(np.isfinite(ds["n_plus"].values))
+    res = r.invoke(app, ["campaign", "export", str(tmp_path / "camp" / "dataset.nc"), "-f", "tsv",
+                         "-o", str(tmp_path / "tsv")])
+    assert res.exit_code == 0, res.output
+    assert len(list((tmp_path / "tsv").glob("*/n_plus.tsv"))) == 2
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[design]]\ntype = 'grid'\nh = [9.0]\n")
+    res = r.invoke(app, ["campaign", "run", str(bad)])
+    assert res.exit_code == 2 and "design[0]" in res.output and "h (confinement length)" in res.output
+
+
+@pytest.mark.parametrize("workers", [1])
+def test_busy_campaign_is_refused(tmp_path, workers):
+    spec = small_spec()
+    led = Ledger(tmp_path / "ledger.sqlite")
+    led.acquire()
+    try:
+        from mdsurrogate.campaign.ledger import LedgerBusy
+
+        with pytest.raises(LedgerBusy):
+            run_campaign(spec, tmp_path, run_fn=SYNTH, workers=workers)
+    finally:
+        led.close()

@@ -1,0 +1,155 @@
+"""Saved surrogates: card, hash check, refusal of corrupted files, predict on every input kind, extrapolation."""
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+
+from mdsurrogate.simulation.system import ConfinedElectrolyte
+from mdsurrogate.surrogate.data import dataset_from_authors_pickle
+from mdsurrogate.surrogate.models import NetworkConfig
+from mdsurrogate.surrogate.saved import (ExtrapolationError, ExtrapolationWarning, Surrogate, SurrogateLoadError,
+                                        default_surrogate_path, fit_surrogate, inputs_to_array, load_surrogate)
+from mdsurrogate.surrogate.training import default_config
+
+REF = Path("/work/shared/reference/nanoconfinement_d0415_subset.pk")
+pytestmark = pytest.mark.skipif(not REF.exists(), reason="authors' reference pickle not available")
+SYSTEM = dict(h=4.4, c=0.5, d_plus=0.415, d_minus=0.415, sigma_s=-0.015)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    torch.set_num_threads(1)
+    ds = dataset_from_authors_pickle(REF)
+    cfg = replace(default_config(), network=NetworkConfig(hidden=(16, 32), activations=("relu", "sigmoid")),
+                  max_epochs=30, eval_every=5, batch_size=32)
+    sur, report = fit_surrogate(ds, cfg, n_members=2, n_test=16, seed=0, name="test-surrogate")
+    path = tmp_path_factory.mktemp("sur") / "model"
+    sur.save(path)
+    return path, sur, report
+
+
+def test_card_contents_and_roundtrip(trained):
+    path, sur, report = trained
+    card = json.loads((path / "card.json").read_text())
+    assert card["format"] == "mdsurrogate-surrogate" and card["n_members"] == 2
+    ranges = {d["name"]: d["training_range"] for d in card["inputs"]}
+    assert ranges["d_plus"] == [0.415, 0.415] and ranges["h"][0] >= 4.0 and ranges["h"][1] <= 4.8
+    assert card["training_data"]["n_train"] == 65 and len(card["training_data"]["test_systems"]) == 16
+    assert len(card["training_data"]["source_sha256"]) == 64
+    assert "E" in card["metrics"]["test_ensemble"] and "torch_version" in card["versions"]
+    assert len(card["weights"]["sha256"]) == 64
+    loaded = load_surrogate(path)
+    a = sur.predict(SYSTEM)
+    b = loaded.predict(SYSTEM)
+    np.testing.assert_allclose(a.n_plus.values, b.n_plus.values, rtol=1e-6)
+
+
+def test_predict_input_kinds_and_output(trained):
+    _, sur, _ = trained
+    one = sur.predict(SYSTEM)
+    assert one.sizes == {"system": 1, "point": 502}
+    assert {"n_plus", "n_minus", "n_plus_std", "n_minus_std"} <= set(one.data_vars)
+    assert float(one.n_plus.min()) >= 0 and float(one.n_plus_std.max()) > 0
+    z = one.z.values[0]
+    assert z[0] == pytest.approx(-2.209875) and z[-1] == pytest.approx(2.209875)  # stored grid at h = 4.4
+    arr = np.array([[SYSTEM[k] for k in ("h", "c", "d_plus", "d_minus", "sigma_s")]] * 3)
+    arr[1, 1] = 1.5
+    batch = sur.predict(arr)
+    assert batch.sizes["system"] == 3
+    np.testing.assert_allclose(batch.n_plus.values[0], one.n_plus.values[0], rtol=1e-5)
+    df = pd.DataFrame(arr, columns=["h", "c", "d_plus", "d_minus", "sigma_s"])
+    np.testing.assert_allclose(sur.predict(df).n_minus.values, batch.n_minus.values, rtol=1e-6)
+    xds = xr.Dataset({k: ("system", df[k].values) for k in df})
+    np.testing.assert_allclose(sur.predict(xds).n_minus.values, batch.n_minus.values, rtol=1e-6)
+    obj = ConfinedElectrolyte(**SYSTEM)
+    np.testing.assert_allclose(sur.predict(obj).n_plus.values, one.n_plus.values, rtol=1e-6)
+    assert "n_plus_std" not in sur.predict(SYSTEM, return_std=False)
+
+
+def test_bad_inputs_name_the_parameter(trained):
+    _, sur, _ = trained
+    with pytest.raises(ValueError, match="sigma_s"):
+        sur.predict({k: v for k, v in SYSTEM.items() if k != "sigma_s"})
+    with pytest.raises(ValueError, match=r"shape \(5,\) or \(N, 5\)"):
+        inputs_to_array(np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="c .* non-finite"):
+        sur.predict({**SYSTEM, "c": float("nan")})
+
+
+def test_extrapolation_refused_unless_allowed(trained):
+    _, sur, _ = trained
+    with pytest.raises(ExtrapolationError, match=r"d_plus \(cation diameter\) = 0.3 nm .* \[0.415, 0.415\] nm"):
+        sur.predict({**SYSTEM, "d_plus": 0.3})
+    with pytest.raises(ExtrapolationError, match="h .* 5 nm"):
+        sur.predict({**SYSTEM, "h": 5.0})
+    with pytest.warns(ExtrapolationWarning, match="d_plus"):
+        out = sur.predict({**SYSTEM, "d_plus": 0.3}, allow_extrapolation=True)
+    assert out.attrs["extrapolated"] == 1
+    with pytest.warns(ExtrapolationWarning):
+        z = sur.predict({**SYSTEM, "h": 5.0}, allow_extrapolation=True).z.values[0]
+    assert 2.45 < z[-1] < 2.55  # grid rule extended linearly in h
+
+
+def _copy(path, tmp_path) -> Path:
+    dst = tmp_path / "copy"
+    shutil.copytree(path, dst)
+    return dst
+
+
+def test_corrupted_weights_refused(trained, tmp_path):
+    dst = _copy(trained[0], tmp_path)
+    w = dst / "weights.safetensors"
+    data = bytearray(w.read_bytes())
+    data[-10] ^= 0xFF
+    w.write_bytes(bytes(data))
+    with pytest.raises(SurrogateLoadError, match="sha256 .* does not match"):
+        load_surrogate(dst)
+
+
+def test_mismatched_card_refused(trained, tmp_path):
+    dst = _copy(trained[0], tmp_path)
+    card = json.loads((dst / "card.json").read_text())
+    card["architecture"]["hidden"] = [16, 64]
+    (dst / "card.json").write_text(json.dumps(card))
+    with pytest.raises(SurrogateLoadError, match="does not match the architecture"):
+        load_surrogate(dst)
+    card["architecture"]["hidden"] = [16, 32]
+    card["n_members"] = 1
+    (dst / "card.json").write_text(json.dumps(card))
+    with pytest.raises(SurrogateLoadError, match="not described by the card"):
+        load_surrogate(dst)
+    (dst / "card.json").write_text("{not json")
+    with pytest.raises(SurrogateLoadError, match="not valid JSON"):
+        load_surrogate(dst)
+    (dst / "card.json").unlink()
+    with pytest.raises(SurrogateLoadError, match="missing card.json"):
+        load_surrogate(dst)
+    with pytest.raises(SurrogateLoadError, match="no such"):
+        load_surrogate(tmp_path / "nowhere")
+
+
+def test_save_overwrites_atomically(trained, tmp_path):
+    _, sur, _ = trained
+    target = tmp_path / "m"
+    sur.save(target)
+    sur.save(target)
+    assert sorted(p.name for p in target.iterdir()) == ["card.json", "weights.safetensors"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.skipif(not (default_surrogate_path() / "card.json").exists(), reason="no shipped surrogate yet")
+def test_shipped_surrogate_loads_and_is_small():
+    sur = load_surrogate()
+    size = sum(p.stat().st_size for p in default_surrogate_path().iterdir())
+    assert size < 8 * 2**20
+    out = sur.predict(SYSTEM)
+    assert out.sizes["point"] == 502 and 0.3 < float(out.n_plus.isel(point=slice(200, 300)).mean()) < 0.8
+    with pytest.raises(ExtrapolationError, match="d_minus"):
+        sur.predict({**SYSTEM, "d_minus": 0.6})

@@ -149,3 +149,26 @@ def test_cp2k_smoke(tmp_path):
 
     out = smoke_run("cp2k", steps=1, out=tmp_path)
     assert out["target_calls"] == 2
+
+
+def test_fast_pairs_match_ase_on_a_sheared_cell():
+    from ase.neighborlist import primitive_neighbor_list
+
+    from mdsurrogate.proxima.surrogate import _pairs
+
+    a = si_vacancy_cell()
+    a.rattle(0.2, seed=0)
+    a.set_cell(a.cell.array @ np.array([[1, 0.1, 0.05], [0, 1, -0.08], [0, 0, 1.02]]), scale_atoms=True)
+    i, j, s = _pairs(a, 5.0)
+    ii, jj, ss = primitive_neighbor_list("ijS", a.pbc, a.cell.array, a.positions, 5.0)
+    m = ii < jj
+    assert set(zip(i, j, map(tuple, s))) == set(zip(ii[m], jj[m], map(tuple, ss[m])))
+    assert len(i) == m.sum() > 0
+
+
+def test_every_target_result_is_in_the_db(sw, tmp_path):
+    from ase.db import connect
+
+    _, calc, _, _ = _run(sw, tmp_path, 4, 30, "dbcheck")
+    calc.flush()
+    assert len(connect(tmp_path / "dbcheck.db")) == calc.target_calls

@@ -86,6 +86,7 @@ class ProximaSettings:
     train_freq: int | None = 1  # retrain after this many new target results; None: never on the fly
     min_train_points: int = 10
     seed: int = 0
+    db_flush_every: int = 64  # target results are written to the db in transactions of this many
 
 
 class ProximaCalculator(Calculator):
@@ -114,6 +115,7 @@ class ProximaCalculator(Calculator):
         self.train_time = 0.0
         self.last: dict = {}
         self._memory: list = []  # target results when no db is used
+        self._pending: list = []  # target results not yet written to the db
 
     # --- the algorithm ---------------------------------------------------------------------------
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
@@ -179,13 +181,24 @@ class ProximaCalculator(Calculator):
         if self.db_path is None:
             self._memory.append(at)
             return
+        self._pending.append(at)
+        if len(self._pending) >= self.settings.db_flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write pending target results to the ASE db in one transaction."""
+        if self.db_path is None or not self._pending:
+            return
         from ase.db import connect
 
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         with connect(self.db_path) as db:
-            db.write(at)
+            for at in self._pending:
+                db.write(at)
+        self._pending = []
 
     def training_frames(self) -> list:
+        self.flush()
         if self.db_path is None:
             return list(self._memory)
         if not self.db_path.exists():
@@ -245,6 +258,7 @@ class ProximaCalculator(Calculator):
         from mdsurrogate.io import atomic_path
 
         path = Path(path)
+        self.flush()
         with atomic_path(path) as tmp:
             torch.save(self.get_state(), tmp)
         if self.db_path is not None and self.db_path.exists():
@@ -256,6 +270,7 @@ class ProximaCalculator(Calculator):
         """Restore `save_state` output; the saved db copy replaces this calculator's db."""
         path = Path(path)
         self.set_state(torch.load(path, weights_only=False))
+        self._pending = []
         db_copy = path.with_suffix(path.suffix + ".db")
         if self.db_path is not None:
             if db_copy.exists():

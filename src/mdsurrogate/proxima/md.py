@@ -133,6 +133,7 @@ def run_md(atoms: Atoms, calc: ProximaCalculator, md: MDSettings, log_path: str 
         dyn.attach(observe, interval=1)
         dyn.run(md.steps)
     finally:
+        calc.flush()
         if log is not None:
             log.close()
     trace.wall_s = time.perf_counter() - t0

@@ -11,6 +11,7 @@ Neighbour lists come from ASE (periodic, any cell) and are fed to torchani's AEV
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -18,9 +19,11 @@ import torch
 from ase import Atoms
 from ase.neighborlist import primitive_neighbor_list
 
-from torchani.aev import AEVComputer
-from torchani.neighbors import Neighbors
-from torchani.nn import ANINetworks
+os.environ.setdefault("TORCHANI_NO_WARN_EXTENSIONS", "1")  # CPU only: the CUDA extensions are not needed
+
+from torchani.aev import AEVComputer  # noqa: E402
+from torchani.neighbors import Neighbors  # noqa: E402
+from torchani.nn import ANINetworks  # noqa: E402
 
 EV_A3_TO_GPA = 160.21766
 
@@ -76,12 +79,33 @@ class Frames:
     volume: torch.Tensor  # (B,)
 
 
+_OFFSETS = np.array([[a, b, c] for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1)], dtype=float)
+
+
 def _pairs(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each periodic pair within `cutoff` once (i < j, or i == j with a positive image)."""
-    i, j, s = primitive_neighbor_list("ijS", atoms.pbc, atoms.cell.array, atoms.positions, cutoff,
-                                      self_interaction=False)
+    """Each periodic pair within `cutoff` once: (i, j, S) with vector pos[j] - pos[i] + S @ cell.
+
+    Fast path when the cutoff is below half the smallest cell height (then at most one image of j lies within
+    the cutoff of i, found among the 27 cells around the rounded fractional difference); ASE otherwise.
+    """
+    cell = atoms.cell.array
+    if atoms.pbc.all():
+        heights = abs(np.linalg.det(cell)) / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+        if cutoff < 0.5 * heights.min():
+            frac = atoms.positions @ np.linalg.inv(cell)
+            i, j = np.triu_indices(len(atoms), k=1)
+            d = frac[j] - frac[i]
+            base = -np.round(d)
+            cand = (d + base)[:, None, :] + _OFFSETS[None]  # (P, 27, 3) fractional
+            cart = cand @ cell
+            dist2 = np.einsum("pki,pki->pk", cart, cart)
+            best = np.argmin(dist2, axis=1)
+            keep = dist2[np.arange(len(i)), best] < cutoff**2
+            shift = (base + _OFFSETS[best])[keep]
+            return i[keep], j[keep], np.round(shift).astype(int)
+    i, j, s = primitive_neighbor_list("ijS", atoms.pbc, cell, atoms.positions, cutoff, self_interaction=False)
     sign = np.zeros(len(i), dtype=int)
-    for k in range(3):  # lexicographic sign of the shift vector
+    for k in range(3):  # lexicographic sign of the shift vector, to keep one of each self-image pair
         sign = np.where(sign == 0, np.sign(s[:, k]), sign)
     keep = (i < j) | ((i == j) & (sign > 0))
     return i[keep], j[keep], s[keep]

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from mdsurrogate.campaign.ledger import Ledger
 from mdsurrogate.campaign.spec import CampaignSpec, attempt_seed
-from mdsurrogate.campaign.worker import DEFAULT_RUN_FN, MARKER_ENV
+from mdsurrogate.campaign.worker import DEFAULT_RUN_FN, MARKER_ENV  # noqa: F401 - re-exported
 
 REQUIRED_VARS = ("n_plus", "n_minus", "n_plus_err", "n_minus_err")
 
@@ -291,6 +291,8 @@ def run_campaign(
         ledger.set_meta("run_fn", run_fn)
         summary.reconciled = ledger.reconcile(lambda rid: _ok_path(root, rid),
                                               lambda pid: kill_worker_group(pid, marker))
+        for stale in (root / "results").glob(".*.tmp"):  # half-written files of killed runs (never results)
+            stale.unlink(missing_ok=True)
         if retry_failed:
             ledger.reset_failed()
         if added:

@@ -1,0 +1,134 @@
+"""Crash test: SIGKILL a running campaign at seeded random moments, resume, and check that every run ended
+exactly once and that the dataset is complete and readable.
+
+The supervisor runs as `mdsurrogate campaign run` in a subprocess. Every run goes through `recording_run`
+below (imported by the workers from this file), which logs each start and flags any start of a run whose
+result file already exists, i.e. finished work being repeated.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mdsurrogate.campaign.execute import MARKER_ENV, result_path, result_readable
+from mdsurrogate.campaign.ledger import Ledger
+from mdsurrogate.campaign.spec import load_spec
+
+HERE = Path(__file__).resolve().parent
+INNER = {"synthetic": "mdsurrogate.campaign.synthetic:simulate", "engine": "mdsurrogate.simulation.engine:simulate"}
+
+
+def recording_run(system, controls, out, workdir):
+    """Log the start, flag a repeat of finished work, then run the real function."""
+    from mdsurrogate.campaign.worker import resolve
+
+    log = Path(os.environ["CRASH_TEST_LOG"])
+    line = f"start {Path(out).stem} {os.getpid()} {time.time():.3f}\n"
+    if Path(out).exists():
+        line += f"REPEAT {Path(out).stem}\n"
+    with open(log, "a") as fh:
+        fh.write(line)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return resolve(INNER[os.environ["CRASH_TEST_INNER"]])(system, controls, out=out, workdir=workdir)
+
+
+def _campaign_procs(marker: str) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                env = (entry / "environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if f"{MARKER_ENV}={marker}".encode() in env:
+                out.append(int(entry.name))
+    return out
+
+
+def _supervisor(spec_file: Path, env: dict) -> subprocess.Popen:
+    cmd = [sys.executable, "-c", "from mdsurrogate.cli import main; main()", "campaign", "run", str(spec_file),
+           "--run-fn", "test_campaign_crash:recording_run", "--no-progress"]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def crash_and_resume(tmp_path: Path, inner: str, design: str, controls: str, kills: int, window: tuple[float, float],
+                     seed: int) -> None:
+    camp = tmp_path / "camp"
+    spec_file = tmp_path / "crash.toml"
+    spec_file.write_text(f'[campaign]\nname = "crash"\ndirectory = "{camp}"\n{design}\n[controls]\n{controls}\n'
+                         '[execution]\nworkers = 2\ncores_per_run = 1\nmax_attempts = 2\n')
+    spec = load_spec(spec_file)
+    log = tmp_path / "starts.log"
+    env = {**os.environ, "CRASH_TEST_LOG": str(log), "CRASH_TEST_INNER": inner,
+           "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    marker = str((camp / "ledger.sqlite").resolve())
+    rng = np.random.default_rng(seed)
+    killed_mid_run = 0
+    for _ in range(kills):
+        proc = _supervisor(spec_file, env)
+        time.sleep(rng.uniform(*window))
+        if proc.poll() is not None:
+            break  # it finished before the kill
+        running = Ledger(camp / "ledger.sqlite").counts()["running"]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        killed_mid_run += running > 0
+        # the workers notice their supervisor died and take their process groups (mpiexec, lmp) with them
+        deadline = time.monotonic() + 10
+        while _campaign_procs(marker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _campaign_procs(marker) == [], "orphan workers survived the supervisor"
+    assert killed_mid_run >= 1, "no kill landed while runs were in flight; the test proved nothing"
+
+    proc = _supervisor(spec_file, env)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+
+    run_ids = {r.run_id for r in spec.runs}
+    starts = log.read_text().splitlines()
+    assert not [s for s in starts if s.startswith("REPEAT")], "finished work was started again"
+    started_ids = [s.split()[1] for s in starts if s.startswith("start")]
+    assert set(started_ids) == run_ids
+    with Ledger(camp / "ledger.sqlite") as led:
+        rows = led.rows()
+        events = led.events()
+    assert {r.run_id for r in rows} == run_ids
+    assert all(r.state == "done" for r in rows), [(r.run_id, r.state, r.reason) for r in rows]
+    done_events = [e["run_id"] for e in events if e["state"] == "done"]
+    assert sorted(done_events) == sorted(run_ids), "every run ends exactly once"
+    assert any(e["detail"] == "interrupted: supervisor died" for e in events)
+    assert all(result_readable(result_path(camp, rid)) for rid in run_ids)
+    assert not list((camp / "results").glob(".*.tmp"))
+
+    from mdsurrogate.dataset import consolidate, load
+
+    consolidate(camp, camp / "dataset.nc")
+    ds = load(camp / "dataset.nc")
+    assert sorted(ds["run_id"].values.tolist()) == sorted(run_ids)
+    assert ds.sizes["point"] == 502
+    for v in ("n_plus", "n_minus", "n_plus_err", "n_minus_err", "integrated_charge"):
+        assert np.all(np.isfinite(ds[v].values)), v
+    assert np.all(ds["n_plus"].values.max(axis=1) > 0)
+
+
+def test_sigkill_and_resume_synthetic(tmp_path):
+    design = ('[[design]]\ntype = "grid"\nh = [4.0, 4.4]\nc = [0.5]\nd_plus = [0.2, 0.415]\n'
+              'd_minus = [0.415]\nsigma_s = [-0.01, -0.015, -0.02]\n')
+    crash_and_resume(tmp_path, "synthetic", design, "steps = 8000\nseeds = [1]", kills=4, window=(1.5, 5.0), seed=11)
+
+
+def test_sigkill_and_resume_real_md(tmp_path):
+    pytest.importorskip("mdsurrogate.simulation.engine")
+    design = ('[[design]]\ntype = "grid"\nh = [4.0]\nc = [0.1]\nd_plus = [0.415]\nd_minus = [0.415, 0.5225]\n'
+              'sigma_s = [-0.01, -0.02]\n')
+    controls = 'preset = "production"\nsteps = 300\nn_blocks = 4\noverrides = { block_steps = 50 }\nseeds = [1]'
+    crash_and_resume(tmp_path, "engine", design, controls, kills=3, window=(3.0, 9.0), seed=5)

@@ -24,7 +24,9 @@ def _metrics_table(title: str, rows: dict[str, dict]) -> None:
         table.add_column(c, justify="right")
     for name, m in rows.items():
         table.add_row(name, *[(f"{m[c]:.2e}" if c == "MSE" else f"{m[c]:.4f}") if c in m else "-" for c in cols])
-    Console().print(table)
+    import sys
+
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 def register(app: typer.Typer) -> None:
@@ -88,7 +90,7 @@ def register(app: typer.Typer) -> None:
                 tr, te = random_split(len(arr), test_fraction, seed)
                 for row in run_baselines(arr.X[tr], arr.Y[tr], arr.X[te], arr.Y[te], arr.EPS[te], seed=seed):
                     rows[row.pop("model")] = row
-            _metrics_table(f"test split ({report['metrics'] and sur.card['training_data']['n_test']} systems)", rows)
+            _metrics_table(f"random test split ({sur.card['training_data']['n_test']} systems)", rows)
 
     @app.command("predict")
     def predict(

@@ -1,0 +1,91 @@
+"""Inference speed of a saved surrogate on CPU: single-profile latency and 1e6 profiles, beside the FLOP count.
+
+Goals (issue 4): <= 1 ms per single profile (the papers: 0.1-0.3 s) and 1e6 profiles in <= 30 s on 2 cores.
+The 1e6 run streams batches through the networks and keeps only a running checksum (1e6 x 1004 float32 = 4 GB).
+
+    .venv/bin/python benchmarks/inference.py [--model DIR] [--threads 2] [--n 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mdsurrogate.surrogate.models import count_parameters, flops_per_profile
+from mdsurrogate.surrogate.saved import load_surrogate
+
+
+def median_time(fn, repeats: int) -> float:
+    for _ in range(min(20, repeats)):
+        fn()
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
+
+
+def stream(models, X: np.ndarray, batch: int) -> tuple[float, float]:
+    """Time to push X through every model in batches; returns (seconds, checksum)."""
+    total = 0.0
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, len(X), batch):
+            xb = torch.from_numpy(X[i:i + batch])
+            acc = None
+            for m in models:
+                y = m(xb)
+                acc = y if acc is None else acc + y
+            total += float(acc[:, ::97].sum())
+    return time.perf_counter() - t0, total
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, default=None, help="saved surrogate (default: the shipped one)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--n", type=int, default=1_000_000)
+    p.add_argument("--batch", type=int, default=16384)
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    sur = load_surrogate(a.model)
+    members = sur.members
+    cfg = members[0].config
+    flops = flops_per_profile(cfg)
+    print(f"surrogate {sur.name}: {len(members)} members of {cfg.n_inputs}->{'->'.join(map(str, cfg.hidden))}->"
+          f"{cfg.n_outputs}, {count_parameters(members[0]):,} parameters each; torch {torch.__version__}, "
+          f"{a.threads} threads")
+    print(f"FLOPs per profile: {flops / 1e6:.2f} MFLOP per member, {len(members) * flops / 1e6:.2f} MFLOP for the "
+          f"ensemble; 1e6 profiles = {len(members) * flops * 1e6 / 1e12:.2f} TFLOP")
+
+    lo = np.array([r[0] for r in sur.training_ranges.values()])
+    hi = np.array([r[1] for r in sur.training_ranges.values()])
+    x1 = torch.tensor(lo[None, :] + 0.5 * (hi - lo)[None, :], dtype=torch.float32)
+    system = dict(zip(sur.training_ranges, x1[0].tolist()))
+    with torch.inference_mode():
+        t_net = median_time(lambda: members[0](x1), 2000)
+        t_ens = median_time(lambda: [m(x1) for m in members], 1000)
+    t_api = median_time(lambda: sur.predict(system), 200)
+    print(f"single profile: one network {t_net * 1e3:.3f} ms, ensemble of {len(members)} {t_ens * 1e3:.3f} ms, "
+          f"Surrogate.predict (checks + xarray output) {t_api * 1e3:.3f} ms  [goal <= 1 ms; papers 100-300 ms]")
+
+    rng = np.random.default_rng(0)
+    X = (lo + rng.random((a.n, 5)) * (hi - lo)).astype(np.float32)
+    t1, _ = stream(members[:1], X, a.batch)
+    print(f"{a.n:,} profiles, one network: {t1:.1f} s ({flops * a.n / t1 / 1e9:.0f} GFLOP/s)  [goal <= 30 s]",
+          flush=True)
+    if len(members) > 1:
+        tm, _ = stream(members, X, a.batch)
+        print(f"{a.n:,} profiles, ensemble mean of {len(members)}: {tm:.1f} s "
+              f"({len(members) * flops * a.n / tm / 1e9:.0f} GFLOP/s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""`mdsurrogate train / predict / evaluate` end to end on the authors' reference subset (tiny networks)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import xarray as xr
+from typer.testing import CliRunner
+
+from mdsurrogate.cli import app
+from mdsurrogate.surrogate.saved import default_surrogate_path
+
+REF = Path("/work/shared/reference/nanoconfinement_d0415_subset.pk")
+runner = CliRunner()
+SYSTEM = ["--h", "4.4", "--c", "0.5", "--d-plus", "0.415", "--d-minus", "0.415", "--sigma-s", "-0.015"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    if not REF.exists():
+        pytest.skip("authors' reference pickle not available")
+    out = tmp_path_factory.mktemp("cli") / "model"
+    r = runner.invoke(app, ["train", str(REF), "--out", str(out), "--members", "2", "--epochs", "20", "--n1", "16",
+                            "--n2", "32", "--batch-size", "32", "--test-fraction", "0.2", "--baselines"])
+    assert r.exit_code == 0, r.output
+    assert "saved 2-member surrogate" in r.output and "random forest" in r.output
+    return out
+
+
+def test_train_writes_card(model_dir):
+    card = json.loads((model_dir / "card.json").read_text())
+    assert card["architecture"]["hidden"] == [16, 32] and card["training"]["config"]["max_epochs"] == 20
+
+
+def test_predict_writes_netcdf_tsv_png(model_dir, tmp_path):
+    prefix = tmp_path / "pred"
+    r = runner.invoke(app, ["predict", *SYSTEM, "--model", str(model_dir), "--out", str(prefix)])
+    assert r.exit_code == 0, r.output
+    ds = xr.load_dataset(prefix.with_suffix(".nc"), engine="h5netcdf")
+    assert ds.sizes == {"system": 1, "point": 502} and "n_plus_std" in ds
+    assert len(prefix.with_suffix(".tsv").read_text().splitlines()) == 503
+    assert prefix.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_predict_batch_csv_and_extrapolation(model_dir, tmp_path):
+    csv = tmp_path / "in.csv"
+    csv.write_text("h,c,d_plus,d_minus,sigma_s\n4.0,0.1,0.415,0.415,-0.01\n4.8,2.0,0.415,0.415,-0.02\n")
+    r = runner.invoke(app, ["predict", "--input", str(csv), "--model", str(model_dir), "--out",
+                            str(tmp_path / "b"), "--no-plot"])
+    assert r.exit_code == 0, r.output
+    assert xr.load_dataset(tmp_path / "b.nc", engine="h5netcdf").sizes["system"] == 2
+    bad = [*SYSTEM[:4], "--d-plus", "0.3", *SYSTEM[6:]]
+    r = runner.invoke(app, ["predict", *bad, "--model", str(model_dir), "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "d_plus" in r.output and "training range" in r.output
+    r = runner.invoke(app, ["predict", *bad, "--model", str(model_dir), "--out", str(tmp_path / "x"),
+                            "--allow-extrapolation", "--no-plot"])
+    assert r.exit_code == 0 and "warning" in r.output
+    r = runner.invoke(app, ["predict", "--h", "4.4", "--model", str(model_dir)])
+    assert r.exit_code == 2 and "--c" in r.output
+
+
+def test_evaluate_on_test_split(model_dir, tmp_path):
+    out = tmp_path / "m.json"
+    r = runner.invoke(app, ["evaluate", str(REF), "--model", str(model_dir), "--split", "test", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert len(res["A_j"]) == 16 and 0 < res["metrics"]["E"] < 1
+
+
+def test_load_error_is_clean(tmp_path):
+    r = runner.invoke(app, ["predict", *SYSTEM, "--model", str(tmp_path / "none")])
+    assert r.exit_code == 2 and "no such surrogate directory" in r.output
+
+
+@pytest.mark.skipif(not (default_surrogate_path() / "card.json").exists(), reason="no shipped surrogate yet")
+def test_predict_with_shipped_model(tmp_path):
+    r = runner.invoke(app, ["predict", *SYSTEM, "--out", str(tmp_path / "p"), "--no-plot"])
+    assert r.exit_code == 0, r.output

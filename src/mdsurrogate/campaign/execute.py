@@ -302,24 +302,25 @@ def run_campaign(
 
         run_ids = {r.run_id for r in spec.runs}
         by_id = {r.run_id: r for r in spec.runs}
-        if backend_name == "parsl":
+        if backend_name not in ("local", "parsl"):
+            raise ValueError(f"backend must be 'local' or 'parsl', got {backend_name!r}")
+
+        def make_backend():
+            if backend_name == "local":
+                return LocalBackend(marker)
             from mdsurrogate.campaign.parsl_configs import resolve_config  # noqa: PLC0415
 
             config = parsl_config if parsl_config is not None and not isinstance(parsl_config, str) else \
                 resolve_config(parsl_config or ex.parsl_config, workers=workers, cores_per_run=cores,
                                run_dir=root / "parsl")
-            backend_obj = ParslBackend(marker, config)
-        elif backend_name == "local":
-            backend_obj = LocalBackend(marker)
-        else:
-            raise ValueError(f"backend must be 'local' or 'parsl', got {backend_name!r}")
+            return ParslBackend(marker, config)
 
         active: dict[str, tuple[dict, float]] = {}
         bar = _Progress(ledger, enabled=progress)
         with bar:
             while True:
                 for rid in list(active):
-                    info = backend_obj.poll(rid)
+                    info = backend_obj.poll(rid)  # type: ignore[union-attr]
                     if info is None:
                         continue
                     task, t0 = active.pop(rid)
@@ -341,6 +342,8 @@ def run_campaign(
                     if row is None:
                         break
                     run = by_id[row.run_id]
+                    if backend_obj is None:  # started lazily: a finished campaign needs no workers
+                        backend_obj = make_backend()
                     workdir = root / "work" / row.run_id
                     workdir.mkdir(parents=True, exist_ok=True)
                     status = workdir / f"status-{row.attempts}.json"

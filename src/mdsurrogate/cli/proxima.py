@@ -21,7 +21,7 @@ def _settings(seeds: int, steps: int, potential: str, target_err: float, min_tar
 
 @proxima_app.command()
 def npt(
-    out: Path = typer.Option(Path("results/proxima/npt"), help="output directory"),
+    out: Path = typer.Option(Path("runs/proxima/npt"), help="output directory"),
     seeds: int = typer.Option(4, help="velocity seeds per condition"),
     steps: int = typer.Option(2048, help="MD steps of 1 fs (paper: 2048)"),
     potential: str = typer.Option("sw", help="target: sw or tersoff"),
@@ -47,7 +47,7 @@ def npt(
 
 @proxima_app.command()
 def hops(
-    out: Path = typer.Option(Path("results/proxima/hops"), help="output directory"),
+    out: Path = typer.Option(Path("runs/proxima/hops"), help="output directory"),
     seeds: int = typer.Option(4, help="velocity seeds per condition (paper 10)"),
     steps: int = typer.Option(6000, help="NVT steps of 1 fs (paper 40000)"),
     potential: str = typer.Option("sw", help="target: sw or tersoff"),
@@ -76,8 +76,8 @@ def hops(
 
 @proxima_app.command()
 def cost(
-    out: Path = typer.Option(Path("results/proxima/cost"), help="output directory"),
-    inputs: list[Path] = typer.Option([Path("results/proxima/npt"), Path("results/proxima/hops")],
+    out: Path = typer.Option(Path("runs/proxima/cost"), help="output directory"),
+    inputs: list[Path] = typer.Option([Path("runs/proxima/npt"), Path("runs/proxima/hops")],
                                       help="experiment directories with summary.json"),
     expensive: list[str] = typer.Option(["tblite", "cp2k"], help="expensive targets to time, when installed"),
 ):
@@ -101,7 +101,7 @@ def cost(
 
 @proxima_app.command()
 def smoke(target: str = typer.Argument(..., help="tblite or cp2k"), steps: int = 3,
-          out: Path = typer.Option(Path("results/proxima/smoke"))):
+          out: Path = typer.Option(Path("runs/proxima/smoke"))):
     """A short PROXIMA run with an expensive target (optional dependencies)."""
     from mdsurrogate.io import write_json_atomic
     from mdsurrogate.proxima.experiments import smoke_run

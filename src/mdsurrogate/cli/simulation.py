@@ -1,9 +1,186 @@
-"""CLI commands of the simulation stage: simulate, demo, validate."""
+"""CLI commands of the simulation stage: simulate, demo, validate, check-accuracy."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+from pathlib import Path
+from typing import Optional
+
 import typer
+from rich.console import Console
+
+console = Console()
+
+
+@contextlib.contextmanager
+def _progress_bar(description: str):
+    """A rich progress bar fed by the engine's progress callback (blocks done, planned, relative error)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} blocks"),
+                  TextColumn("rel. err {task.fields[err]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                  console=console, transient=False) as bar:
+        task = bar.add_task(description, total=None, err="-")
+
+        def update(done: int, planned: int, err: float) -> None:
+            bar.update(task, completed=done, total=planned, err="-" if err == float("inf") else f"{err:.3f}")
+
+        yield update
+
+
+def _system(h, c, d_plus, d_minus, sigma_s, allow_outside_design):
+    from mdsurrogate.simulation.system import ConfinedElectrolyte, InvalidInput
+
+    try:
+        return ConfinedElectrolyte(h=h, c=c, d_plus=d_plus, d_minus=d_minus, sigma_s=sigma_s,
+                                   allow_outside_design=allow_outside_design)
+    except InvalidInput as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _run_and_write(system, controls, out_dir: Path, label: str, plot: bool = True):
+    from mdsurrogate.simulation.engine import SimulationFailed, simulate
+    from mdsurrogate.simulation.export import plot_profiles, write_summary, write_tsv
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with _progress_bar(label) as update:
+        try:
+            ds = simulate(system, controls, out=out_dir / "profiles.nc", workdir=out_dir / "lammps", progress=update)
+        except SimulationFailed as exc:
+            console.print(f"[red]simulation failed[/red] ({exc.reason}): {exc.detail}; log: {exc.log_path}")
+            raise typer.Exit(2) from None
+    write_tsv(ds, out_dir)
+    write_summary(ds, out_dir / "summary.json")
+    if plot:
+        plot_profiles(ds, out_dir / "profiles.png")
+    return ds
 
 
 def register(app: typer.Typer) -> None:
     """Attach this stage's commands to the main app."""
+
+    @app.command()
+    def simulate(
+        h: float = typer.Option(4.4, help="confinement length h (nm), design range 4.0-5.0"),
+        c: float = typer.Option(0.5, help="salt concentration c (M), design range 0.1-2.0"),
+        d_plus: float = typer.Option(0.415, help="cation diameter d+ (nm), design range 0.2-0.63"),
+        d_minus: float = typer.Option(0.415, help="anion diameter d- (nm), design range 0.2-0.63"),
+        sigma_s: float = typer.Option(-0.015, help="surface charge density (C/m^2), design range -0.02 to -0.01"),
+        preset: str = typer.Option("production", help="engine preset: production or authors"),
+        time_tau: Optional[float] = typer.Option(None, help="total simulated time in tau (default: the preset's)"),
+        steps: Optional[int] = typer.Option(None, help="total steps (overrides time_tau)"),
+        target_error: Optional[float] = typer.Option(None, help="stop once the median relative standard error "
+                                                                "of both profiles is below this"),
+        seed: int = typer.Option(1, help="random seed (positions, velocities)"),
+        ranks: int = typer.Option(1, help="MPI ranks"),
+        timeout: Optional[float] = typer.Option(None, help="wall-clock limit in seconds"),
+        out: Path = typer.Option(Path("out/simulation"), help="output directory"),
+        allow_outside_design: bool = typer.Option(False, help="allow inputs outside the papers' design ranges"),
+    ) -> None:
+        """Run one MD simulation; writes profiles.nc, TSV files, profiles.png and summary.json."""
+        from mdsurrogate.simulation.engine import RunControls
+
+        system = _system(h, c, d_plus, d_minus, sigma_s, allow_outside_design)
+        try:
+            controls = RunControls(preset=preset, time_tau=time_tau, steps=steps, seed=seed, mpi_ranks=ranks,
+                                   target_rel_error=target_error, timeout_s=timeout)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        ds = _run_and_write(system, controls, out, system.key())
+        from mdsurrogate.simulation.export import summary
+
+        console.print_json(json.dumps(summary(ds), default=float))
+        console.print(f"wrote {out}/profiles.nc, profiles.png, summary.json, *.dat")
+
+    @app.command()
+    def demo(out: Path = typer.Option(Path("out/demo"), help="output directory"),
+             time_tau: float = typer.Option(400.0, help="simulated time in tau (about a minute on 2 cores)")) -> None:
+        """The main job on the embedded default: a short production-preset simulation of h = 4.4 nm,
+        c = 0.5 M, d = 0.415 nm, sigma_s = -0.015 C/m^2; writes profiles, a PNG plot and a summary."""
+        from mdsurrogate.simulation.engine import RunControls
+        from mdsurrogate.simulation.export import summary
+
+        system = _system(4.4, 0.5, 0.415, 0.415, -0.015, False)
+        ds = _run_and_write(system, RunControls(time_tau=time_tau, mpi_ranks=1, seed=1), out, "demo " + system.key())
+        s = summary(ds)
+        console.print(f"[green]done[/green] in {s['wall_time_s']:.0f} s: {out}/profiles.nc, profiles.png, "
+                      f"summary.json, density_profile_*.dat")
+        console.print(f"median relative error {s['rel_error']:.3f}; S(0) = {s['S_midplane_C_per_m2']:.2e} "
+                      f"+- {s['S_midplane_err_C_per_m2']:.1e} C/m^2 (electroneutrality: 0)")
+
+    @app.command()
+    def validate(
+        reference: Optional[Path] = typer.Option(None, help="authors' reference pickle (default: ../shared/"
+                                                              "reference/nanoconfinement_d0415_subset.pk)"),
+        presets: str = typer.Option("production,authors", help="comma-separated presets"),
+        production_time: float = typer.Option(2000.0, help="simulated time (tau) of production-preset runs"),
+        authors_time: float = typer.Option(100.0, help="simulated time (tau) of authors-preset runs"),
+        ranks: int = typer.Option(1, help="MPI ranks per run"),
+        seed: int = typer.Option(1),
+        out: Path = typer.Option(Path("out/validation"), help="output directory"),
+        reuse: bool = typer.Option(True, help="reuse finished runs found in the output directory"),
+    ) -> None:
+        """Run the engine on reference systems and report agreement with the authors' MD."""
+        import xarray as xr
+
+        from mdsurrogate.dataset.authors_pickle import load_authors_pickle
+        from mdsurrogate.io import write_json_atomic, write_text_atomic
+        from mdsurrogate.simulation.engine import RunControls
+        from mdsurrogate.simulation.export import plot_profiles
+        from mdsurrogate.simulation.validate import (VALIDATION_SYSTEMS, compare_to_reference,
+                                                     find_reference_file, reference_entry)
+
+        ref_path = reference or find_reference_file()
+        if ref_path is None or not Path(ref_path).exists():
+            raise typer.BadParameter("reference pickle not found; pass --reference")
+        profiles = load_authors_pickle(ref_path)
+        rows = []
+        for preset in [p.strip() for p in presets.split(",") if p.strip()]:
+            for system in VALIDATION_SYSTEMS:
+                run_dir = out / preset / system.key()
+                nc = run_dir / "profiles.nc"
+                time_tau = production_time if preset == "production" else authors_time
+                if reuse and nc.exists():
+                    ds = xr.load_dataset(nc, engine="h5netcdf")
+                else:
+                    controls = RunControls(preset=preset, time_tau=time_tau, seed=seed, mpi_ranks=ranks)
+                    ds = _run_and_write(system, controls, run_dir, f"{preset} {system.key()}", plot=False)
+                entry = reference_entry(profiles, system)
+                cmp = compare_to_reference(ds, entry)
+                cmp_raw = compare_to_reference(ds, entry, reference_error_scale=1.0)
+                ref_ds = xr.Dataset({"n_plus": ("z", entry["pos"][:, 1]), "n_minus": ("z", entry["neg"][:, 1])},
+                                    coords={"z": entry["pos"][:, 0]})
+                plot_profiles(ds, run_dir / "vs_reference.png", reference=ref_ds,
+                              title=f"{preset}: {system.key()} (dashed: authors' MD)")
+                row = {"preset": preset, **cmp.as_dict(), "agreement_unscaled_ref_errors": cmp_raw.agreement,
+                       "time_tau": float(ds.attrs["production_time_tau"]) / (1 - float(ds.attrs["engine_equilibration_fraction"])),
+                       "wall_time_s": float(ds.attrs["wall_time_s"])}
+                rows.append(row)
+                console.print(f"{preset:10s} {system.key():45s} agreement {cmp.agreement:.3f} "
+                              f"(with unscaled reference errors {cmp_raw.agreement:.3f}) rel.err {cmp.rel_error_ours:.3f}")
+        write_json_atomic(out / "validation.json", rows)
+        lines = ["| preset | system | agreement (ref err / 2.1) | agreement (ref err as stored) | our rel. error | "
+                 "simulated time (tau) | wall (s) |", "|---|---|---|---|---|---|---|"]
+        for r in rows:
+            lines.append(f"| {r['preset']} | {r['system_key']} | {r['agreement']:.3f} | "
+                         f"{r['agreement_unscaled_ref_errors']:.3f} | {r['rel_error_ours']:.3f} | "
+                         f"{r['time_tau']:.0f} | {r['wall_time_s']:.0f} |")
+        write_text_atomic(out / "validation.md", "\n".join(lines) + "\n")
+        console.print("\n".join(lines))
+
+    @app.command("check-accuracy")
+    def check_accuracy(
+        h: float = typer.Option(4.4), c: float = typer.Option(1.0), d_plus: float = typer.Option(0.415),
+        d_minus: float = typer.Option(0.415), sigma_s: float = typer.Option(-0.02),
+        preset: str = typer.Option("production"),
+        allow_outside_design: bool = typer.Option(False),
+    ) -> None:
+        """Force errors of the preset (PPPM vs a 1e-7 reference; uniform-sheet vs mesh walls) and NVE drift."""
+        from mdsurrogate.simulation.accuracy import energy_drift, force_errors
+        from mdsurrogate.simulation.engine import RunControls
+
+        system = _system(h, c, d_plus, d_minus, sigma_s, allow_outside_design)
+        controls = RunControls(preset=preset)
+        res = {"forces": force_errors(system, controls), "nve": energy_drift(system, controls)}
+        console.print_json(json.dumps(res))

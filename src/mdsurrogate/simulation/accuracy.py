@@ -9,6 +9,7 @@ Errors are RMS over ions and all components, relative to the RMS force.
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -81,3 +82,44 @@ write_dump ions custom f_sheet.txt id fx fy fz modify sort id
         "kspace_error": float(np.sqrt(np.mean((f_run - f_sheet) ** 2)) / rms),
         "sheet_vs_mesh": float(np.sqrt(np.mean((f_sheet - f_mesh) ** 2)) / rms),
     }
+
+
+def energy_drift(system: ConfinedElectrolyte, controls: RunControls, nve_steps: int = 5000,
+                 equilibration_steps: int = 2000, workdir: Path | None = None) -> dict[str, float]:
+    """Total-energy conservation of the run's integrator settings: equilibrate with the thermostat, then
+    integrate NVE for `nve_steps` at the preset's timestep. Returns the linear drift of the total energy per ion
+    in kT per tau ('drift') and the RMS fluctuation per ion in kT ('fluctuation')."""
+    s = controls.settings()
+    c = dataclasses.replace(controls, steps=equilibration_steps * 10,
+                            overrides={**controls.overrides, "equilibration_fraction": 0.1})
+    wd = Path(workdir or tempfile.mkdtemp(prefix="mdsurrogate-nve-"))
+    wd.mkdir(parents=True, exist_ok=True)
+    script = lammps_input(system, c, wd, production=False)
+    script += f"""unfix thermostat
+fix nve ions nve
+thermo_style custom step etotal temp
+thermo_modify norm yes
+thermo 10
+reset_timestep 0
+run {nve_steps}
+"""
+    (wd / "in.nve").write_text(script)
+    proc = subprocess.run([*runtime.lmp_command(controls.mpi_ranks), "-in", "in.nve", "-log", "log.nve",
+                           "-screen", "none", "-nocite"], cwd=wd, env=runtime.engine_env(), capture_output=True,
+                          text=True, timeout=3600)
+    log = (wd / "log.nve").read_text(errors="replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"NVE check failed: {log[-2000:]}")
+    block = log[re.search(r"Step\s+TotEng\s+Temp\s*\n(?![\s\S]*Step\s+TotEng)", log).end():].splitlines()
+    rows = []
+    for ln in block:
+        parts = ln.split()
+        if len(parts) != 3 or not parts[0].isdigit():
+            break
+        rows.append([float(x) for x in parts])
+    arr = np.array(rows)
+    t = arr[:, 0] * s.dt
+    e = arr[:, 1]
+    slope = np.polyfit(t, e, 1)[0]
+    return {"drift": float(slope), "fluctuation": float(np.std(e - np.polyval(np.polyfit(t, e, 1), t))),
+            "dt": s.dt, "temperature": float(arr[:, 2].mean())}

@@ -74,10 +74,10 @@ class EngineSettings:
 
 PRESETS: dict[str, EngineSettings] = {
     "authors": EngineSettings(name="authors", wall_model="mesh", dt=0.001, kspace_accuracy=1e-4, kspace_order=5,
-                              cutoff=8.0, tdamp=0.1, sample_every=100, block_steps=10_000,
+                              cutoff=8.0, tdamp=0.1, sample_every=100, block_steps=1_000,
                               equilibration_fraction=0.2, time_tau=10_000.0),
-    "production": EngineSettings(name="production", wall_model="sheet", dt=0.005, kspace_accuracy=1e-3,
-                                 kspace_order=5, cutoff=10.0, tdamp=0.5, sample_every=20, block_steps=2_000,
+    "production": EngineSettings(name="production", wall_model="sheet", dt=0.01, kspace_accuracy=1e-3,
+                                 kspace_order=5, cutoff=10.0, tdamp=0.5, sample_every=10, block_steps=1_000,
                                  equilibration_fraction=0.1, time_tau=2_000.0),
 }
 

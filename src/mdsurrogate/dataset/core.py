@@ -259,13 +259,21 @@ def from_authors_pickle(path: str | os.PathLike, error_scale: float = 1.0):
                                          "error_scale": float(error_scale)})
 
 
+def authors_key(inputs: dict) -> str:
+    """The key as the authors' files spell it: h like '%g', the others as Python floats ('c_1.0', 'i_-0.01')."""
+    return (f"Z_{inputs['h']:g}_p_1_n_-1_d_{float(inputs['d_plus'])!r}_a_{float(inputs['d_minus'])!r}"
+            f"_c_{float(inputs['c'])!r}_i_{float(inputs['sigma_s'])!r}")
+
+
 def to_authors_pickle(ds, path: str | os.PathLike) -> Path:
     """Export to the authors' pickle format (one entry per system; replicas of a system are refused)."""
     from mdsurrogate.dataset.authors_pickle import dump_authors_pickle  # noqa: PLC0415
 
     out: dict = {}
+    source = ds["source_key"].values if "source_key" in ds else None
     for i in range(ds.sizes["system"]):
-        key = str(ds["key"].values[i])
+        key = str(source[i]) if source is not None and str(source[i]) else \
+            authors_key({k: float(ds[k].values[i]) for k in INPUT_NAMES})
         if key in out:
             raise ValueError(f"system {key} appears more than once; select one replica per system first")
         z = ds["z"].values[i]

@@ -1,0 +1,156 @@
+"""The consolidated dataset: derived quantities, authors' pickle import/export, TSV export, splits."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mdsurrogate import dataset
+from mdsurrogate.dataset.authors_pickle import load_authors_pickle
+from mdsurrogate.simulation.system import INPUT_NAMES, PAPER_GRID
+
+REF = Path("/work/shared/reference/nanoconfinement_d0415_subset.pk")
+needs_ref = pytest.mark.skipif(not REF.exists(), reason="authors' reference pickle not available")
+
+
+def toy(n_h=3, n_c=4, seed=0):
+    """A dataset over a small grid, with synthetic but well-formed profiles."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for h in PAPER_GRID["h"][:n_h]:
+        for c in PAPER_GRID["c"][:n_c]:
+            for sig in PAPER_GRID["sigma_s"]:
+                z = np.linspace(-h / 2, h / 2, 502)
+                n = c * (1 + 0.1 * rng.random(502))
+                records.append({"inputs": {"h": h, "c": c, "d_plus": 0.415, "d_minus": 0.3075, "sigma_s": sig},
+                                "z": z, "n_plus": n, "n_minus": n * 0.9, "n_plus_err": 0.01 + 0 * z,
+                                "n_minus_err": 0.02 + 0 * z, "meta": {"seed": 1, "preset": "production"}})
+    return dataset.from_profiles(records)
+
+
+def test_integrated_charge_of_a_uniform_charge_density():
+    z = np.linspace(-1.0, 1.0, 201)  # nm
+    rho = dataset.charge_density(np.full(201, 0.6), np.full(201, 0.5))  # 0.1 M net positive
+    assert np.allclose(rho, 0.1 * 1000 * 6.02214076e23 * 1.602176634e-19)  # C/m^3
+    S = dataset.integrated_charge(z, rho, -0.01)
+    assert S[0] == -0.01
+    assert np.allclose(S, -0.01 + rho[0] * (z + 1.0) * 1e-9)
+
+
+def test_same_units_as_the_engine():
+    derived = pytest.importorskip("mdsurrogate.analysis.derived")
+    rng = np.random.default_rng(1)
+    z = np.linspace(-2, 2, 502)
+    n_p, n_m = rng.random(502), rng.random(502)
+    assert np.allclose(dataset.charge_density(n_p, n_m), derived.charge_density(n_p, n_m))
+    assert np.allclose(dataset.integrated_charge(z, dataset.charge_density(n_p, n_m), -0.015),
+                       derived.integrated_charge(z, n_p, n_m, -0.015))
+
+
+@needs_ref
+def test_authors_pickle_import_is_complete_and_electroneutral(tmp_path):
+    ds = dataset.from_authors_pickle(REF)
+    assert ds.sizes == {"system": 81, "point": 502}
+    assert set(ds["h"].values) == {4.0, 4.4, 4.8}
+    assert set(ds["d_plus"].values) == set(ds["d_minus"].values) == {0.415}
+    assert len(set(ds["key"].values)) == 81
+    # electroneutrality of the authors' MD: S(midplane) is ~0 (within 2 % of the wall charge)
+    i0 = np.abs(ds["z"].values).argmin(axis=1)
+    s0 = ds["integrated_charge"].values[np.arange(81), i0]
+    assert np.all(np.abs(s0) < 0.02 * np.abs(ds["sigma_s"].values))
+    halved = dataset.from_authors_pickle(REF, error_scale=1 / 2.1)
+    assert np.allclose(halved["n_plus_err"].values * 2.1, ds["n_plus_err"].values)
+    # NetCDF round trip and back to the authors' format, bit for bit
+    dataset.save(ds, tmp_path / "ref.nc")
+    back = dataset.load(tmp_path / "ref.nc")
+    assert back["run_id"].values.tolist() == ds["run_id"].values.tolist()
+    dataset.to_authors_pickle(back, tmp_path / "ref.pk")
+    orig, again = load_authors_pickle(REF), load_authors_pickle(tmp_path / "ref.pk")
+    assert set(orig) == set(again)
+    for k in orig:
+        for ion in ("pos", "neg"):
+            assert np.array_equal(orig[k][ion], again[k][ion])
+    # our own runs have no source key: the exporter spells keys the authors' way
+    dataset.to_authors_pickle(back.drop_vars("source_key"), tmp_path / "ours.pk")
+    assert set(load_authors_pickle(tmp_path / "ours.pk")) == set(orig)
+
+
+def test_tsv_export(tmp_path):
+    ds = toy(1, 1)
+    folders = dataset.export_tsv(ds, tmp_path)
+    assert len(folders) == 3
+    a = dataset.read_tsv(folders[0] / "n_plus.tsv")
+    assert a.shape == (502, 3)
+    assert np.allclose(a[:, 0], ds["z"].values[0], atol=1e-5)
+    assert np.allclose(a[:, 1], ds["n_plus"].values[0], rtol=1e-5)
+    assert np.allclose(a[:, 2], 0.01)
+    assert dataset.read_tsv(folders[0] / "integrated_charge.tsv").shape == (502, 2)
+    assert (folders[0] / "n_minus.tsv").read_text().startswith("# z_nm\tn_M\terr_M")
+
+
+def test_export_refuses_replicas_in_the_pickle_format(tmp_path):
+    ds = toy(1, 1)
+    import xarray as xr
+
+    twice = xr.concat([ds, ds], dim="system")
+    with pytest.raises(ValueError, match="more than once"):
+        dataset.to_authors_pickle(twice, tmp_path / "x.pk")
+
+
+def test_random_split_is_seeded_disjoint_and_nested():
+    ds = toy()  # 36 systems
+    train, test = dataset.random_split(ds, n_test=10, n_train=12, seed=3)
+    assert (train.sizes["system"], test.sizes["system"]) == (12, 10)
+    tr, te = set(train["system"].values), set(test["system"].values)
+    assert not tr & te
+    train2, test2 = dataset.random_split(ds, n_test=10, n_train=20, seed=3)
+    assert set(test2["system"].values) == te and tr < set(train2["system"].values)  # same test set, nested
+    _, test3 = dataset.random_split(ds, n_test=10, n_train=12, seed=4)
+    assert set(test3["system"].values) != te
+    rest, _ = dataset.random_split(ds, n_test=10, seed=3)
+    assert rest.sizes["system"] == 26
+    with pytest.raises(ValueError, match="exceeds the 36 systems"):
+        dataset.random_split(ds, 30, 10)
+
+
+def test_deterministic_separation():
+    ds = toy()
+    train, test = dataset.deterministic_separation(ds, {"c": 0.25}, f=0.0, seed=0)
+    assert np.all(test["c"].values == 0.25) and test.sizes["system"] == 9
+    assert not np.any(train["c"].values == 0.25)
+    train, test = dataset.deterministic_separation(ds, {"c": [0.25, 0.5]}, f=1 / 3, seed=0)
+    assert test.sizes["system"] == 12 and train.sizes["system"] == 24
+    assert np.sum(np.isin(train["c"].values, [0.25, 0.5])) == 6
+    a, _ = dataset.deterministic_separation(ds, {"c": [0.25, 0.5]}, f=1 / 3, seed=0)
+    b, _ = dataset.deterministic_separation(ds, {"c": [0.25, 0.5]}, f=1 / 3, seed=1)
+    assert set(a["system"].values) != set(b["system"].values)
+    both, _ = dataset.deterministic_separation(ds, {"c": 0.25, "h": 4.0}, f=0.0)
+    assert both.sizes["system"] == 33
+    with pytest.raises(ValueError, match="no system matches"):
+        dataset.deterministic_separation(ds, {"c": 1.0})
+    with pytest.raises(ValueError, match="fraction"):
+        dataset.deterministic_separation(ds, {"c": 0.25}, f=10)
+    with pytest.raises(ValueError, match="unknown input"):
+        dataset.deterministic_separation(ds, {"conc": 0.25})
+
+
+def test_select_and_inputs_array():
+    ds = toy()
+    sub = dataset.select(ds, c=[0.1, 0.25], sigma_s=-0.02)
+    assert sub.sizes["system"] == 6
+    x = dataset.inputs_array(sub)
+    assert x.shape == (6, 5) and np.all(x[:, INPUT_NAMES.index("sigma_s")] == -0.02)
+
+
+def test_authors_pickle_import_is_safe(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    bad = tmp_path / "evil.pk"
+    bad.write_bytes(pickle.dumps({"Z_4.0_p_1_n_-1_d_0.415_a_0.415_c_0.1_i_-0.01": Evil()}))
+    with pytest.raises(pickle.UnpicklingError):
+        dataset.from_authors_pickle(bad)

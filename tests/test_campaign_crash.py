@@ -132,3 +132,29 @@ def test_sigkill_and_resume_real_md(tmp_path):
               'sigma_s = [-0.01, -0.02]\n')
     controls = 'preset = "production"\nsteps = 300\nn_blocks = 4\noverrides = { block_steps = 50 }\nseeds = [1]'
     crash_and_resume(tmp_path, "engine", design, controls, kills=3, window=(3.0, 9.0), seed=5)
+
+
+def test_sigterm_stops_cleanly_and_resumes(tmp_path):
+    camp = tmp_path / "camp"
+    spec_file = tmp_path / "term.toml"
+    spec_file.write_text(f'[campaign]\nname = "term"\ndirectory = "{camp}"\n[[design]]\ntype = "grid"\nh = [4.0]\n'
+                         'c = [0.5]\nd_plus = [0.415]\nd_minus = [0.2, 0.415]\nsigma_s = [-0.01, -0.02]\n'
+                         '[controls]\nsteps = 30000\n[execution]\nworkers = 2\n')
+    env = {**os.environ, "CRASH_TEST_LOG": str(tmp_path / "starts.log"), "CRASH_TEST_INNER": "synthetic",
+           "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    proc = _supervisor(spec_file, env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        if (camp / "ledger.sqlite").exists() and Ledger(camp / "ledger.sqlite").counts()["running"] == 2:
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert "run the same command again to resume" in out
+    with Ledger(camp / "ledger.sqlite") as led:
+        c = led.counts()
+        assert c["running"] == 0 and c["pending"] == 4 and c["failed"] == 0
+        assert all(r.attempts == 0 for r in led.rows())  # an interruption is not a failed attempt
+    assert _campaign_procs(str((camp / "ledger.sqlite").resolve())) == []

@@ -363,8 +363,10 @@ def run_campaign(
                 if not active:
                     break
                 time.sleep(poll_s)
-    except (KeyboardInterrupt, _Terminated):
+    except (KeyboardInterrupt, _Terminated) as exc:
         say("interrupted: stopping workers; unfinished runs go back to pending")
+        if isinstance(exc, _Terminated):
+            raise KeyboardInterrupt(str(exc)) from None
         raise
     finally:
         signal.signal(signal.SIGTERM, old_term)

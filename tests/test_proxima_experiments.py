@@ -90,3 +90,13 @@ def test_cli_lists_commands():
     assert res.exit_code == 0
     for cmd in ("npt", "hops", "cost", "smoke"):
         assert cmd in res.output
+
+
+def test_high_freq_rms_sees_jitter_not_slow_oscillation():
+    from mdsurrogate.proxima.experiments import high_freq_rms
+
+    t = np.arange(2000.0)
+    slow = 1260 + 40 * np.sin(2 * np.pi * t / 300)
+    jitter = 0.5 * np.where(np.arange(2000) % 2 == 0, 1.0, -1.0)
+    assert high_freq_rms(slow) < 0.05
+    assert high_freq_rms(slow + jitter) == pytest.approx(0.5, rel=0.1)

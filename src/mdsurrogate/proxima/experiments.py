@@ -130,6 +130,17 @@ def max_dvdt(volume: np.ndarray, dt_fs: float) -> float:
     return float(np.abs(np.gradient(np.asarray(volume), dt_fs)).max())
 
 
+def high_freq_rms(volume: np.ndarray, window: int = 21) -> float:
+    """RMS of the volume minus a cubic Savitzky-Golay smooth over `window` steps (A^3): Fig. 2's fast jitter."""
+    from scipy.signal import savgol_filter
+
+    v = np.asarray(volume, dtype=float)
+    if len(v) < window:
+        return float("nan")
+    h = window // 2
+    return float(np.sqrt(np.mean((v - savgol_filter(v, window, 3))[h:len(v) - h] ** 2)))
+
+
 def npt_summary(results: dict, es: ExperimentSettings, md) -> dict:
     from mdsurrogate.proxima.targets import density_g_cc
 
@@ -137,22 +148,25 @@ def npt_summary(results: dict, es: ExperimentSettings, md) -> dict:
     summary: dict = {"runs": {}, "conditions": {}}
     last = max(1, md.steps // 4)
     for cond in CONDITIONS:
-        dens, grads = [], []
+        dens, grads, hfs = [], [], []
         for seed, (arr, counts) in results[cond].items():
             v = arr["volume"]
             d = float(density_g_cc(n_atoms, v[-last:].mean()))
             g = max_dvdt(v, md.dt_fs)
+            hf = high_freq_rms(v)
             dens.append(d)
             grads.append(g)
+            hfs.append(hf)
             summary["runs"][f"{cond}_seed{seed}"] = {
-                "density_g_cc": d, "max_abs_dVdt_A3_per_fs": g,
+                "density_g_cc": d, "max_abs_dVdt_A3_per_fs": g, "volume_hf_rms_A3": hf,
                 "surrogate_fraction": float(np.mean(arr["used_surrogate"])),
                 "mean_lambda_target": float(np.mean(arr["lambda_target"])), **counts}
         summary["conditions"][cond] = {
             "density_g_cc_mean": float(np.mean(dens)), "density_g_cc_std": float(np.std(dens, ddof=1)) if
             len(dens) > 1 else float("nan"),
             "max_abs_dVdt_median": float(np.median(grads)), "max_abs_dVdt_mean": float(np.mean(grads)),
-            "max_abs_dVdt": grads, "density": dens}
+            "max_abs_dVdt": grads, "density": dens, "volume_hf_rms_A3_mean": float(np.mean(hfs)),
+            "volume_hf_rms_A3": hfs}
     ref = summary["conditions"]["target"]["density_g_cc_mean"]
     for cond in CONDITIONS:
         c = summary["conditions"][cond]

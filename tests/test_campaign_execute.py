@@ -32,6 +32,8 @@ def test_runs_everything_then_resume_repeats_nothing(tmp_path):
     assert (s1.started, s1.done, s1.failed) == (4, 4, 0)
     assert s1.counts == {"pending": 0, "running": 0, "done": 4, "failed": 0}
     mtimes = {r.run_id: result_path(tmp_path, r.run_id).stat().st_mtime_ns for r in spec.runs}
+    prog = json.loads((tmp_path / "work" / spec.runs[0].run_id / "progress.json").read_text())
+    assert prog["done"] == prog["planned"] == 5 and prog["rel_error"] > 0
     s2 = run_campaign(spec, tmp_path, run_fn=SYNTH)
     assert s2.started == 0
     assert mtimes == {r.run_id: result_path(tmp_path, r.run_id).stat().st_mtime_ns for r in spec.runs}
@@ -108,7 +110,7 @@ max_attempts = 1
     r = CliRunner()
     res = r.invoke(app, ["campaign", "validate", str(spec_file)])
     assert res.exit_code == 0 and "2 systems x 2 seeds = 4 runs" in res.output
-    res = r.invoke(app, ["campaign", "run", str(spec_file), "--run-fn", SYNTH, "--no-progress"])
+    res = r.invoke(app, ["campaign", "run", str(spec_file), "--run-fn", SYNTH])  # with progress bars
     assert res.exit_code == 1, res.output  # the two seed-13 runs fail
     assert "done 2, failed 2" in res.output
     res = r.invoke(app, ["campaign", "status", str(spec_file)])

@@ -324,6 +324,7 @@ def run_campaign(
                     if info is None:
                         continue
                     task, t0 = active.pop(rid)
+                    bar.run_finished(rid)
                     wall = time.time() - t0
                     out = Path(task["out"])
                     if info.get("ok") and result_readable(out):
@@ -359,9 +360,11 @@ def run_campaign(
                         ledger.set_worker(row.run_id, pid)
                     active[row.run_id] = (task, time.time())
                     summary.started += 1
+                    bar.run_started(row.run_id, workdir)
                     bar.update()
                 if not active:
                     break
+                bar.refresh()
                 time.sleep(poll_s)
     except (KeyboardInterrupt, _Terminated) as exc:
         say("interrupted: stopping workers; unfinished runs go back to pending")
@@ -387,7 +390,7 @@ def _ok_path(root: Path, run_id: str) -> str | None:
 def _save_spec_copy(root: Path, spec: CampaignSpec) -> None:
     from mdsurrogate.io import write_text_atomic  # noqa: PLC0415
 
-    suffix = ".yaml" if spec.source.lstrip().startswith(("campaign:", "design:", "---")) else ".toml"
+    suffix = spec.source_suffix
     target = root / f"spec{suffix}"
     if not target.exists() or target.read_text() != spec.source:
         if target.exists():
@@ -397,23 +400,51 @@ def _save_spec_copy(root: Path, spec: CampaignSpec) -> None:
 
 
 class _Progress:
-    """A rich progress bar over the ledger's counts (no-op when disabled)."""
+    """Rich progress bars: the campaign (ledger counts) and one bar per running run, fed by the run's
+    progress.json (blocks done / planned, current relative error). No-op when disabled."""
 
     def __init__(self, ledger: Ledger, enabled: bool):
         self.ledger = ledger
         self.enabled = enabled
         self._p = None
+        self._runs: dict[str, tuple[Any, Path]] = {}
+        self._last = 0.0
+
+    def run_started(self, run_id: str, workdir: Path) -> None:
+        if self._p is not None:
+            (workdir / "progress.json").unlink(missing_ok=True)
+            label = run_id if len(run_id) <= 48 else run_id[:45] + "..."
+            tid = self._p.add_task(label, total=None, info="starting")
+            self._runs[run_id] = (tid, workdir / "progress.json")
+
+    def run_finished(self, run_id: str) -> None:
+        if self._p is not None and run_id in self._runs:
+            self._p.remove_task(self._runs.pop(run_id)[0])
+
+    def refresh(self) -> None:
+        """Re-read the running runs' progress files (at most once a second)."""
+        if self._p is None or time.monotonic() - self._last < 1.0:
+            return
+        self._last = time.monotonic()
+        for tid, path in self._runs.values():
+            try:
+                info = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            err = info.get("rel_error")
+            self._p.update(tid, total=max(info["planned"], 1), completed=info["done"],
+                           info="" if err is None else f"rel. error {err:.3f}")
 
     def __enter__(self):
         if self.enabled:
             from rich.progress import (  # noqa: PLC0415
                 BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 
-            self._p = Progress(TextColumn("[bold]campaign"), BarColumn(), MofNCompleteColumn(),
+            self._p = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn())
             self._p.start()
             c = self.ledger.counts()
-            self._task = self._p.add_task("runs", total=sum(c.values()), completed=c["done"], info="")
+            self._task = self._p.add_task("campaign", total=sum(c.values()), completed=c["done"], info="")
             self.update()
         return self
 

@@ -52,6 +52,7 @@ Every problem is reported as SpecError naming the key (e.g. ``design[2].n``) bef
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -113,7 +114,8 @@ class CampaignSpec:
     execution: Execution = field(default_factory=Execution)
     directory: str | None = None
     allow_outside_design: bool = False
-    source: str = ""  # the spec text, stored in the ledger
+    source: str = ""  # the spec text, copied into the campaign directory
+    source_suffix: str = ".toml"
 
     @property
     def systems(self) -> list[dict[str, float]]:
@@ -149,7 +151,8 @@ def load_spec(path: str | Path) -> CampaignSpec:
             raise SpecError("<file>", f"{path} is not valid TOML: {exc}") from None
     else:
         raise SpecError("<file>", f"{path}: use a .toml, .yaml or .yml file")
-    return parse_spec(raw, source=text, default_name=path.stem)
+    spec = parse_spec(raw, source=text, default_name=path.stem)
+    return dataclasses.replace(spec, source_suffix=".yaml" if path.suffix.lower() in (".yaml", ".yml") else ".toml")
 
 
 def parse_spec(raw: Any, source: str = "", default_name: str = "campaign") -> CampaignSpec:

@@ -27,7 +27,7 @@ class SyntheticFailure(RuntimeError):
         self.log_path = log_path
 
 
-def simulate(system, controls, out: Path, workdir: Path | None = None):
+def simulate(system, controls, out: Path, workdir: Path | None = None, progress=None):
     import xarray as xr  # noqa: PLC0415
 
     from mdsurrogate import __version__  # noqa: PLC0415
@@ -38,7 +38,11 @@ def simulate(system, controls, out: Path, workdir: Path | None = None):
     t0 = time.monotonic()
     steps = int(getattr(controls, "steps", None) or 2000)
     seed = int(controls.seed)
-    time.sleep(steps / SYNTHETIC_STEPS_PER_S)
+    n_blocks = 5
+    for b in range(n_blocks):
+        time.sleep(steps / SYNTHETIC_STEPS_PER_S / n_blocks)
+        if progress is not None:
+            progress(b + 1, n_blocks, 0.1 / np.sqrt(b + 1))
     if seed == FAIL_SEED:
         log = None
         if workdir is not None:

@@ -9,6 +9,7 @@ campaign leaves no orphan simulations behind. The outcome goes to the task's sta
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import os
 import signal
@@ -52,9 +53,29 @@ def run_task(task: dict) -> float:
     controls = make_controls(task["controls"], seed=task["seed"], mpi_ranks=task.get("cores", 1))
     workdir = Path(task["workdir"])
     workdir.mkdir(parents=True, exist_ok=True)
+    kwargs = {}
+    try:
+        if "progress" in inspect.signature(fn).parameters:
+            kwargs["progress"] = progress_writer(workdir / "progress.json")
+    except (TypeError, ValueError):
+        pass
     t0 = time.monotonic()
-    fn(system, controls, out=Path(task["out"]), workdir=workdir)
+    fn(system, controls, out=Path(task["out"]), workdir=workdir, **kwargs)
     return time.monotonic() - t0
+
+
+def progress_writer(path: Path) -> Callable[[int, int, float], None]:
+    """A progress callback (blocks done, blocks planned, current relative error) that the supervisor can read:
+    it replaces `path` with a small JSON file (no fsync: progress is advisory)."""
+
+    def write(done: int, planned: int, rel_error: float) -> None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        err = float(rel_error)
+        tmp.write_text(json.dumps({"done": int(done), "planned": int(planned),
+                                   "rel_error": err if err == err and err != float("inf") else None}))
+        os.replace(tmp, path)
+
+    return write
 
 
 def _watchdog(parent: int) -> None:

@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,7 +279,8 @@ def run_campaign(
     ledger = Ledger(ledger_path(root))
     summary = CampaignSummary(directory=root)
     backend_obj = None
-    old_term = signal.signal(signal.SIGTERM, _raise_terminated)
+    in_main = threading.current_thread() is threading.main_thread()
+    old_term = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
     try:
         ledger.acquire()
         if spec.source:
@@ -372,7 +374,8 @@ def run_campaign(
             raise KeyboardInterrupt(str(exc)) from None
         raise
     finally:
-        signal.signal(signal.SIGTERM, old_term)
+        if in_main:
+            signal.signal(signal.SIGTERM, old_term)
         if backend_obj is not None:
             backend_obj.shutdown()
         if ledger._lock_fh is not None:

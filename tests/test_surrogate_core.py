@@ -197,3 +197,23 @@ def test_grid_search_process_pool_ranks_points():
     assert cfg.network.hidden == (16, 24) and cfg.batch_size == 4
     with pytest.raises(ValueError, match="unknown grid"):
         apply_params(base, {"depth": 3})
+
+
+def test_mirror_network_predicts_symmetric_profiles_with_half_output_layer():
+    from mdsurrogate.surrogate.models import symmetrize
+
+    rng = np.random.default_rng(0)
+    Y = rng.random((6, 1004))
+    shift, scale = output_scaling(Y, "standard")
+    cfg = NetworkConfig(hidden=(8, 16), activations=("relu", "sigmoid"), mirror=True)
+    net = ProfileNet(cfg, y_shift=symmetrize(shift), y_scale=symmetrize(scale)).eval()
+    assert net.mlp[-1].out_features == 502
+    assert flops_per_profile(cfg) == 2 * (5 * 8 + 8 * 16 + 16 * 502)
+    out = net(torch.rand(3, 5)).detach().numpy()
+    np.testing.assert_allclose(out[:, :502], out[:, :502][:, ::-1], rtol=1e-6)
+    np.testing.assert_allclose(out[:, 502:], out[:, 502:][:, ::-1], rtol=1e-6)
+    assert not np.allclose(out[:, :502], out[:, 502:])
+    s = symmetrize(np.arange(8.0))
+    np.testing.assert_allclose(s, [1.5, 1.5, 1.5, 1.5, 5.5, 5.5, 5.5, 5.5])
+    with pytest.raises(ValueError, match="mirror"):
+        NetworkConfig(hidden=(4,), activations=("relu",), mirror=True, n_outputs=10)

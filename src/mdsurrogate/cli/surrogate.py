@@ -48,12 +48,16 @@ def register(app: typer.Typer) -> None:
         error_scale: float = typer.Option(1.0, help="multiply the stored MD errors (1/2.1 for the authors' data)"),
         seed: int = typer.Option(0, help="seed of split, initialisation, batches and soft labels"),
         baselines: bool = typer.Option(False, help="also fit the scikit-learn baselines on the same split"),
+        search: bool = typer.Option(False, help="grid-search n1, n2, lr, batch size (the papers' grid) first"),
+        search_epochs: int = typer.Option(300, help="max epochs of each grid-search point"),
+        workers: int = typer.Option(2, help="processes of the grid search"),
         threads: int = typer.Option(1, help="torch CPU threads"),
         name: str = typer.Option("surrogate", help="name stored in the card"),
     ) -> None:
         """Train a deep ensemble surrogate and save it (weights + card)."""
         import dataclasses
 
+        import numpy as np
         import torch
 
         from mdsurrogate.surrogate.data import load_dataset
@@ -74,6 +78,18 @@ def register(app: typer.Typer) -> None:
                 config = dataclasses.replace(config, batch_size=None if batch_size == 0 else batch_size)
             if epochs is not None:
                 config = dataclasses.replace(config, max_epochs=epochs)
+            if search:
+                from mdsurrogate.surrogate.data import random_split, to_arrays
+                from mdsurrogate.surrogate.search import PAPER_SEARCH_GRID, grid_search
+
+                arr = to_arrays(ds)
+                tr, _ = random_split(len(arr), test_fraction, seed) if test_fraction else (range(len(arr)), None)
+                found = grid_search(arr.take(np.asarray(tr)), dataclasses.replace(config, max_epochs=search_epochs),
+                                    PAPER_SEARCH_GRID, n_workers=workers, seed=seed)
+                for res in found[:5]:
+                    typer.echo(f"  search: {res.params} val MSE {res.val_mse:.3e} (best epoch {res.best_epoch})")
+                config = apply_params(config, found[0].params)
+                typer.echo(f"grid search best: {found[0].params}")
             sur, report = fit_surrogate(ds, config, n_members=members, n_test=test_fraction, seed=seed, name=name)
         except (ValueError, OSError) as exc:
             _fail(str(exc))

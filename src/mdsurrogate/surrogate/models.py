@@ -35,6 +35,7 @@ class NetworkConfig:
     output_activation: str = "relu"
     n_inputs: int = len(INPUT_NAMES)
     n_outputs: int = N_OUTPUTS
+    mirror: bool = False  # predict half of each profile and mirror it about z = 0 (equal walls)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(w) for w in self.hidden))
@@ -51,6 +52,13 @@ class NetworkConfig:
             raise ValueError(f"output_activation must be 'relu' or 'linear', got {self.output_activation!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.mirror and self.n_outputs % 4:
+            raise ValueError(f"mirror needs n_outputs divisible by 4 (two even profiles), got {self.n_outputs}")
+
+    @property
+    def n_network_outputs(self) -> int:
+        """Width of the last layer: n_outputs, or half of it with mirror."""
+        return self.n_outputs // 2 if self.mirror else self.n_outputs
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -115,7 +123,7 @@ class ProfileNet(nn.Module):
             if config.dropout > 0:
                 layers.append(nn.Dropout(config.dropout))
             width = w
-        layers.append(nn.Linear(width, P))
+        layers.append(nn.Linear(width, config.n_network_outputs))
         self.mlp = nn.Sequential(*layers)
         self.reset_parameters()
 
@@ -132,6 +140,8 @@ class ProfileNet(nn.Module):
     def forward_scaled(self, x: torch.Tensor) -> torch.Tensor:
         """Network output in scaled units, (y - y_shift)/y_scale, with the output activation applied."""
         out = self.mlp(self.scale_inputs(x))
+        if self.config.mirror:
+            out = mirror_profiles(out)
         if self.config.output_activation == "relu":
             # ReLU on the physical density <=> max(out, -shift/scale) in scaled units (scale > 0).
             out = torch.maximum(out, -self.y_shift / self.y_scale)
@@ -141,13 +151,27 @@ class ProfileNet(nn.Module):
         return self.forward_scaled(x) * self.y_scale + self.y_shift
 
 
+def mirror_profiles(half: torch.Tensor) -> torch.Tensor:
+    """[a+, a-] (each P/4 points from the left wall to the centre) -> [a+, flip(a+), a-, flip(a-)]."""
+    q = half.shape[-1] // 2
+    plus, minus = half[..., :q], half[..., q:]
+    return torch.cat([plus, plus.flip(-1), minus, minus.flip(-1)], dim=-1)
+
+
+def symmetrize(v: np.ndarray) -> np.ndarray:
+    """Average each of the two profiles in v (..., P) with its mirror image about the centre."""
+    half = v.shape[-1] // 2
+    parts = [v[..., :half], v[..., half:]]
+    return np.concatenate([(p + p[..., ::-1]) / 2 for p in parts], axis=-1)
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
 def flops_per_profile(config: NetworkConfig) -> int:
     """Multiply-adds x 2 of one forward pass (dense layers only; activations and scaling not counted)."""
-    widths = [config.n_inputs, *config.hidden, config.n_outputs]
+    widths = [config.n_inputs, *config.hidden, config.n_network_outputs]
     return int(sum(2 * a * b for a, b in zip(widths[:-1], widths[1:])))
 
 

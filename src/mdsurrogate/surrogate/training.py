@@ -21,7 +21,7 @@ import torch
 from mdsurrogate.io import atomic_path, write_json_atomic
 from mdsurrogate.surrogate.data import Arrays
 from mdsurrogate.surrogate.losses import make_loss
-from mdsurrogate.surrogate.models import NetworkConfig, ProfileNet, output_scaling, resolve_device
+from mdsurrogate.surrogate.models import NetworkConfig, ProfileNet, output_scaling, resolve_device, symmetrize
 
 SCHEDULES = ("constant", "cosine")
 
@@ -147,6 +147,8 @@ def train_network(train: Arrays, config: TrainConfig, val: Arrays | None = None,
     gen = torch.Generator(device=device)
     gen.manual_seed(config.seed + 1)
     shift, scale = output_scaling(train.Y, config.output_scaling)
+    if config.network.mirror:  # a mirrored output is only symmetric in physical units with symmetric scaling
+        shift, scale = symmetrize(shift), symmetrize(scale)
     model = ProfileNet(config.network, y_shift=shift, y_scale=scale).to(device)
 
     f32 = dict(dtype=torch.float32, device=device)

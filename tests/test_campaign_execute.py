@@ -147,3 +147,26 @@ def test_busy_campaign_is_refused(tmp_path, workers):
             run_campaign(spec, tmp_path, run_fn=SYNTH, workers=workers)
     finally:
         led.close()
+
+
+def test_result_readable_rejects_partial_and_broken_files(tmp_path):
+    from types import SimpleNamespace
+
+    from mdsurrogate.campaign.execute import result_readable
+    from mdsurrogate.campaign.synthetic import simulate
+    from mdsurrogate.simulation.system import ConfinedElectrolyte
+
+    good = tmp_path / "good.nc"
+    ds = simulate(ConfinedElectrolyte(h=4.0, c=0.5, d_plus=0.415, d_minus=0.415, sigma_s=-0.01),
+                  SimpleNamespace(steps=10, seed=1, preset="production"), good)
+    assert result_readable(good)
+    data = good.read_bytes()
+    (tmp_path / "half.nc").write_bytes(data[: len(data) // 2])
+    assert not result_readable(tmp_path / "half.nc")
+    assert not result_readable(tmp_path / "missing.nc")
+    nan = ds.copy(deep=True)
+    nan["n_minus"].values[3] = np.nan
+    nan.to_netcdf(tmp_path / "nan.nc", engine="h5netcdf")
+    assert not result_readable(tmp_path / "nan.nc")
+    ds.drop_vars("n_plus_err").to_netcdf(tmp_path / "noerr.nc", engine="h5netcdf")
+    assert not result_readable(tmp_path / "noerr.nc")

@@ -60,20 +60,22 @@ def result_path(root: str | os.PathLike, run_id: str) -> Path:
 
 
 def result_readable(path: str | os.PathLike) -> bool:
-    """True if `path` is a complete per-run result: opens, has the profile variables, finite and non-empty."""
+    """True if `path` is a complete per-run result: a NetCDF4/HDF5 file with the profile variables and `z`,
+    non-empty and finite. Read with h5py directly (a few ms per file: resuming 1000 runs checks them all)."""
+    import h5py  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
-    import xarray as xr  # noqa: PLC0415
 
     path = Path(path)
     if not path.is_file():
         return False
     try:
-        with xr.open_dataset(path, engine="h5netcdf") as ds:
+        with h5py.File(path, "r") as f:
+            n = f["z"].shape[0]
             for v in REQUIRED_VARS:
-                a = ds[v].values
-                if a.size == 0 or not np.all(np.isfinite(a)):
+                a = f[v][()]
+                if a.shape != (n,) or n == 0 or not np.all(np.isfinite(a)):
                     return False
-            return ds["z"].size > 0
+            return True
     except Exception:  # noqa: BLE001 - any read problem means "not a result"
         return False
 

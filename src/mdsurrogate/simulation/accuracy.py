@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from mdsurrogate.simulation import runtime
-from mdsurrogate.simulation.engine import RunControls, lammps_input
+from mdsurrogate.simulation.engine import RunControls, coulomb_cutoff, lammps_input
 from mdsurrogate.simulation.system import ConfinedElectrolyte
 
 
@@ -46,7 +46,7 @@ def force_errors(system: ConfinedElectrolyte, controls: RunControls, equilibrati
     wd.mkdir(parents=True, exist_ok=True)
     script = lammps_input(system, mesh_controls, wd, production=False)
     kspace = f"kspace_modify order {s.kspace_order} slab 3.0\n"
-    script += f"""pair_style lj/cut/coul/long {2 ** (1 / 6):.12g} {s.cutoff:.12g}
+    script += f"""pair_style lj/cut/coul/long {2 ** (1 / 6):.12g} {coulomb_cutoff(system, s):.12g}
 pair_modify shift yes
 """
     # re-issue the pair coefficients (pair_style resets them)

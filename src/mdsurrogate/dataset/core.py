@@ -85,10 +85,10 @@ def from_profiles(records: Sequence[dict], attrs: dict | None = None):
         vals = [r.get("meta", {}).get(m) for r in records]
         if all(isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) or x is None
                for x in vals):
-            arr = np.array([np.nan if x is None else float(x) for x in vals])
-            if all(x is not None and float(x).is_integer() for x in vals):
-                arr = arr.astype(np.int64)
-            data[m] = ("system", arr)
+            if all(isinstance(x, (int, np.integer)) for x in vals):  # integers stay integers, floats floats
+                data[m] = ("system", np.array(vals, dtype=np.int64))
+            else:
+                data[m] = ("system", np.array([np.nan if x is None else float(x) for x in vals]))
         else:
             data[m] = ("system", np.array(["" if x is None else str(x) for x in vals], dtype=object))
     keys = [system_key(r["inputs"]) for r in records]

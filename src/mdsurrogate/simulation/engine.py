@@ -66,7 +66,7 @@ class EngineSettings:
     block_steps: int  # steps per stored block average
     equilibration_fraction: float  # of the total run
     time_tau: float  # default total simulated time (equilibration + production), tau
-    bin_width: float = 0.05  # sigma
+    bin_width: float = 0.05  # sigma (adjusted to a whole number of bins across the slit)
 
     def as_attrs(self) -> dict:
         return {f"engine_{k}": ("auto" if v is None else v) for k, v in dataclasses.asdict(self).items()}
@@ -209,6 +209,7 @@ def lammps_input(system: ConfinedElectrolyte, controls: RunControls, workdir: Pa
     seed = controls.seed + 1  # LAMMPS seeds must be > 0
     rc = coulomb_cutoff(system, s)
     n_block_repeat = s.block_steps // s.sample_every
+    bin_width = 2 * h2 / max(1, round(2 * h2 / s.bin_width))  # whole bins across the slit: mirror-symmetric bins
     _data_file(system, s, u, workdir / "system.data")
     stop = workdir / "STOP"
     lines = f"""# mdsurrogate {system.key()} preset={s.name} seed={controls.seed}
@@ -263,7 +264,7 @@ run {eq_steps}
     if not production:
         return lines
     lines += f"""reset_timestep 0
-compute bins ions chunk/atom bin/1d z {-h2:.12g} {s.bin_width:.10g} bound z {-h2:.12g} {h2:.12g} units box
+compute bins ions chunk/atom bin/1d z {-h2:.12g} {bin_width:.12g} bound z {-h2:.12g} {h2:.12g} units box
 fix prof_plus cations ave/chunk {s.sample_every} {n_block_repeat} {s.block_steps} bins density/number ave one file profile_plus.txt
 fix prof_minus anions ave/chunk {s.sample_every} {n_block_repeat} {s.block_steps} bins density/number ave one file profile_minus.txt
 variable stop_requested equal is_file({stop.name})

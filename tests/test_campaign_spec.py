@@ -171,6 +171,6 @@ def test_shipped_campaign_specs():
     assert main.controls["preset"] == "production"
     precise = load_spec(ROOT / "campaigns" / "precise_test_set.toml")
     assert 24 <= len(precise.systems) <= 60
-    assert precise.controls["time_tau"] >= 3 * main.controls["time_tau"]
+    assert precise.controls["steps"] >= 3 * main.controls["steps"]
     for path in sorted((ROOT / "campaigns").glob("*.toml")):
         load_spec(path)

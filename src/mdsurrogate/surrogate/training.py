@@ -79,11 +79,17 @@ def paper_config(max_epochs: int = 20000, loss: str = "soft", seed: int = 0) -> 
                        patience=None, schedule="constant", output_scaling="none", seed=seed)
 
 
-def default_config(loss: str = "soft", seed: int = 0, hidden: tuple[int, int] = (256, 512)) -> TrainConfig:
-    """Our default: paper architecture, standardised outputs, Adam 2e-3 with cosine decay, batch 16, early stop."""
-    return TrainConfig(network=NetworkConfig(hidden=hidden, activations=("relu", "sigmoid")), loss=loss, lr=2e-3,
-                       batch_size=16, max_epochs=1500, patience=300, schedule="cosine", output_scaling="standard",
-                       eval_every=5, seed=seed)
+def default_config(loss: str = "soft", seed: int = 0, hidden: tuple[int, ...] = (256, 512)) -> TrainConfig:
+    """Our default: the papers' widths and activations without dropout, mirrored (symmetric) profiles,
+    standardised outputs, Adam 2e-3 with cosine decay over 1500 epochs, batch 16, early stopping (patience 300).
+
+    On the authors' 81-system subset each change lowered the test E (dropout 0.1 -> 0: 0.020 -> 0.011 M;
+    mirror: 0.011 -> 0.010 M), and it reaches the paper recipe's error >10x sooner (benchmarks/train_cost.py).
+    """
+    net = NetworkConfig(hidden=tuple(hidden), activations=("relu", "sigmoid")[:len(hidden)] if len(hidden) <= 2
+                        else ("relu",) * len(hidden), dropout=0.0, mirror=True)
+    return TrainConfig(network=net, loss=loss, lr=2e-3, batch_size=16, max_epochs=1500, patience=300,
+                       schedule="cosine", output_scaling="standard", eval_every=5, seed=seed)
 
 
 @dataclass

@@ -72,3 +72,31 @@ def test_paper_grid_has_4050_systems_and_exclusion_works():
     rest = paper_grid_systems(exclude={"d_plus": 0.415, "d_minus": 0.415})
     assert len(rest) == 4050 - 6 * 9 * 3
     assert ConfinedElectrolyte(4.4, 1.0, 0.415, 0.415, -0.02).key() == "Z_4.4_p_1_n_-1_d_0.415_a_0.415_c_1_i_-0.02"
+
+
+def test_mpi_launcher_can_be_replaced_for_clusters(monkeypatch):
+    from mdsurrogate.simulation import runtime
+
+    monkeypatch.delenv(runtime.MPI_LAUNCHER_ENV, raising=False)
+    assert runtime.lmp_command(1)[-1].endswith("lmp") and len(runtime.lmp_command(1)) == 1
+    assert runtime.lmp_command(4)[1:3] == ["-n", "4"]
+    monkeypatch.setenv(runtime.MPI_LAUNCHER_ENV, "srun --mpi=pmi2 -n")
+    assert runtime.lmp_command(8)[:4] == ["srun", "--mpi=pmi2", "-n", "8"]
+    with pytest.raises(ValueError, match="mpi_ranks"):
+        runtime.lmp_command(0)
+
+
+def test_atomic_writes_leave_nothing_on_failure_and_readable_files(tmp_path):
+    import os
+
+    from mdsurrogate.io import atomic_path, write_text_atomic
+
+    target = tmp_path / "result.txt"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash mid-write")
+    assert not target.exists() and not list(tmp_path.iterdir())
+    write_text_atomic(target, "whole")
+    assert target.read_text() == "whole"
+    assert os.stat(target).st_mode & 0o044  # group/other readable under the usual umask

@@ -371,7 +371,7 @@ ProgressCallback = Callable[[int, int, float], None]
 
 
 def run_lammps(system: ConfinedElectrolyte, controls: RunControls, workdir: Path,
-               progress: ProgressCallback | None = None, poll_s: float = 1.0) -> tuple[RawProfiles, float, str]:
+               progress: ProgressCallback | None = None, poll_s: float = 0.25) -> tuple[RawProfiles, float, str]:
     """Run LAMMPS in `workdir` and return (raw block profiles, wall time in s, log text).
 
     Watches the run: calls progress(blocks_done, blocks_planned, rel_error), kills it at timeout_s, and asks it

@@ -58,11 +58,21 @@ def _bin(name: str) -> str:
     return found
 
 
+MPI_LAUNCHER_ENV = "MDSURROGATE_MPI_LAUNCHER"
+
+
 def lmp_command(mpi_ranks: int = 1) -> list[str]:
-    """The command line that starts LAMMPS with `mpi_ranks` MPI processes."""
+    """The command line that starts LAMMPS with `mpi_ranks` MPI processes: the environment's own `mpiexec -n N`,
+    or, when MDSURROGATE_MPI_LAUNCHER is set (e.g. "srun --mpi=pmi2 -n" on a SLURM cluster), that launcher
+    followed by N."""
+    import shlex
+
     if mpi_ranks < 1:
         raise ValueError(f"mpi_ranks must be >= 1, got {mpi_ranks}")
     lmp = _bin("lmp")
+    launcher = os.environ.get(MPI_LAUNCHER_ENV, "").strip()
+    if launcher:
+        return [*shlex.split(launcher), str(mpi_ranks), lmp]
     if mpi_ranks == 1:
         return [lmp]
     return [_bin("mpiexec"), "-n", str(mpi_ranks), lmp]

@@ -91,6 +91,8 @@ def cost(
     typer.echo(f"per-call target time (s): {r['per_call_target_s']}")
     for path, exp in r["experiments"].items():
         for cond, e in exp.items():
+            if cond.startswith("_"):
+                continue
             line = (f"{path} {cond:8s} target calls {e['target_calls']:.0f}/{e['calls']} "
                     f"surrogate calls {e['surrogate_calls']:.0f} measured speedup {e['measured_speedup']:.2f}")
             if "modelled_speedup" in e:

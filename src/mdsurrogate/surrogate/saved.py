@@ -225,8 +225,10 @@ def save_surrogate(surrogate: Surrogate, directory: str | Path) -> Path:
                            "n_tensors": len(tensors), "bytes": (tmp / WEIGHTS_FILE).stat().st_size}
         (tmp / CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=False, default=str) + "\n")
         for f in tmp.iterdir():
+            os.chmod(f, 0o644)
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
+        os.chmod(tmp, 0o755)
         old = None
         if directory.exists():
             old = directory.with_name(f".{directory.name}.old-{os.getpid()}")

@@ -75,6 +75,12 @@ def crash_and_resume(tmp_path: Path, inner: str, design: str, controls: str, kil
     killed_mid_run = 0
     for _ in range(kills):
         proc = _supervisor(spec_file, env)
+        # wait until a run is in flight (start-up time varies with the machine's load), then a seeded extra delay
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if (camp / "ledger.sqlite").exists() and Ledger(camp / "ledger.sqlite").counts()["running"] > 0:
+                break
+            time.sleep(0.05)
         time.sleep(rng.uniform(*window))
         if proc.poll() is not None:
             break  # it finished before the kill
@@ -123,15 +129,15 @@ def crash_and_resume(tmp_path: Path, inner: str, design: str, controls: str, kil
 def test_sigkill_and_resume_synthetic(tmp_path):
     design = ('[[design]]\ntype = "grid"\nh = [4.0, 4.4]\nc = [0.5]\nd_plus = [0.2, 0.415]\n'
               'd_minus = [0.415]\nsigma_s = [-0.01, -0.02]\n')
-    crash_and_resume(tmp_path, "synthetic", design, "steps = 8000\nseeds = [1]", kills=4, window=(1.0, 3.5), seed=11)
+    crash_and_resume(tmp_path, "synthetic", design, "steps = 8000\nseeds = [1]", kills=4, window=(0.0, 2.0), seed=11)
 
 
 def test_sigkill_and_resume_real_md(tmp_path):
     pytest.importorskip("mdsurrogate.simulation.engine")
     design = ('[[design]]\ntype = "grid"\nh = [4.0]\nc = [0.1]\nd_plus = [0.415]\nd_minus = [0.415, 0.5225]\n'
               'sigma_s = [-0.01, -0.02]\n')
-    controls = 'preset = "production"\nsteps = 300\nn_blocks = 4\noverrides = { block_steps = 50 }\nseeds = [1]'
-    crash_and_resume(tmp_path, "engine", design, controls, kills=3, window=(3.0, 9.0), seed=5)
+    controls = 'preset = "production"\nsteps = 2000\nn_blocks = 4\noverrides = { block_steps = 100 }\nseeds = [1]'
+    crash_and_resume(tmp_path, "engine", design, controls, kills=3, window=(0.0, 1.5), seed=5)
 
 
 def test_sigterm_stops_cleanly_and_resumes(tmp_path):

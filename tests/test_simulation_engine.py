@@ -103,6 +103,27 @@ def test_timeout_is_a_typed_failure_and_writes_nothing(tmp_path):
     assert exc.value.reason == "timeout"
     assert exc.value.log_path.exists()
     assert not out.exists()
+    # the kill reached LAMMPS itself: no process is left running in the work directory
+    from pathlib import Path
+
+    wd = (tmp_path / "wd").resolve()
+    survivors = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if Path(entry / "cwd").resolve() == wd:
+                    survivors.append(entry.name)
+            except OSError:
+                pass
+    assert survivors == []
+
+
+def test_two_mpi_ranks_run_and_agree_on_the_counts(tmp_path):
+    ds = simulate(CHEAP, RunControls(steps=3000, n_blocks=4, mpi_ranks=2, overrides={"block_steps": 500}),
+                  workdir=tmp_path / "wd")
+    assert ds.attrs["mpi_ranks"] == 2
+    assert "2 by 1 by 1 MPI processor grid" in (tmp_path / "wd" / "log.lammps").read_text() \
+        or "1 by 2 by 1 MPI processor grid" in (tmp_path / "wd" / "log.lammps").read_text()
 
 
 def test_exploding_integration_is_caught(tmp_path):

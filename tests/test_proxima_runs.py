@@ -134,6 +134,7 @@ def test_state_round_trip_continues_identically(sw, tmp_path):
     assert c_full.controller.threshold == c_cont.controller.threshold
 
 
+@pytest.mark.slow  # about 7 s per GFN1-xTB call on 2 cores
 @pytest.mark.skipif("tblite" not in available_targets(), reason="tblite not installed (optional)")
 def test_tblite_smoke(tmp_path):
     from mdsurrogate.proxima.experiments import smoke_run

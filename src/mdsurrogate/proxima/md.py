@@ -71,7 +71,10 @@ def init_velocities(atoms: Atoms, temperature_K: float, seed: int) -> None:
 def make_dynamics(atoms: Atoms, md: MDSettings):
     dt = md.dt_fs * units.fs
     if md.kind == "npt":
-        from ase.md.npt import NPT
+        try:
+            from ase.md.melchionna import MelchionnaNPT as NPT  # ase >= 3.26 name of ase.md.npt.NPT
+        except ImportError:
+            from ase.md.npt import NPT
 
         pfactor = (md.ptime_fs * units.fs) ** 2 * md.bulk_modulus_GPa * units.GPa
         return NPT(atoms, timestep=dt, temperature_K=md.temperature_K, externalstress=0.0,

@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     print(f"paper recipe : {a.paper_epochs} epochs, Adam 1e-4, batch 32: train time {rp['train_time_s']:.1f} s, "
           f"test E = {target:.4f} M (first reached at {t_paper_reach:.1f} s)", flush=True)
 
-    ours_cfg = replace(default_config(loss=a.loss, seed=a.seed), device="cpu", patience=None, max_epochs=3000)
+    ours_cfg = replace(default_config(loss=a.loss, seed=a.seed), device="cpu", patience=None)
     ro = run(train, test, ours_cfg, target=target)
     t_ours = first_time_reaching(ro["curve"], target)
     if t_ours is None:
@@ -88,7 +88,9 @@ def main(argv=None) -> int:
     else:
         ratio, ratio_strict = rp["train_time_s"] / t_ours, t_paper_reach / t_ours
         ep = next(e for t, e, _ in ro["curve"] if t == t_ours)
-        print(f"our default  : lr {ours_cfg.lr:g} cosine, batch {ours_cfg.batch_size}, outputs "
+        net = ours_cfg.network
+        print(f"our default  : {'-'.join(map(str, net.hidden))} {net.activations[0]}, mirror={net.mirror}, Adam "
+              f"lr {ours_cfg.lr:g} cosine, batch {ours_cfg.batch_size or 'full'}, outputs "
               f"'{ours_cfg.output_scaling}': reached E <= {target:.4f} at epoch {ep} after {t_ours:.1f} s")
         print(f"time ratio at equal test error: {ratio:.1f}x (vs the paper run's first arrival at its final "
               f"error: {ratio_strict:.1f}x); goal >= 10x")

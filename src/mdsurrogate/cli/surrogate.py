@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         data: Path = typer.Argument(..., help="dataset: NetCDF (system, point) or an authors' pickle (.pk)"),
         out: Path = typer.Option(..., "--out", "-o", help="directory of the saved surrogate"),
         members: int = typer.Option(5, help="ensemble members (independently seeded networks)"),
-        loss: str = typer.Option("soft", help="'soft' (ModNN, soft labels) or 'mse' (BaseNN)"),
+        loss: str = typer.Option("mse", help="'mse' (BaseNN) or 'soft' (ModNN, soft labels from the MD errors)"),
         recipe: str = typer.Option("default", help="'default' (fast) or 'paper' (Adam 1e-4, batch 32, fixed epochs)"),
         epochs: Optional[int] = typer.Option(None, help="max epochs (default: recipe's)"),
         n1: Optional[int] = typer.Option(None, help="width of hidden layer 1"),

@@ -147,3 +147,41 @@ def test_bad_run_controls_name_the_parameter():
         RunControls(time_tau=-1.0)
     with pytest.raises(ValueError, match="unknown engine settings"):
         RunControls(overrides={"timestep": 0.1})
+
+
+def test_sigterm_to_the_caller_stops_lammps_too(tmp_path):
+    """`kill <pid>` of a Python process running simulate() must not leave LAMMPS running on its own."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    wd = (tmp_path / "wd").resolve()
+    code = ("from mdsurrogate.simulation.engine import RunControls, simulate\n"
+            "from mdsurrogate.simulation.system import ConfinedElectrolyte\n"
+            f"simulate(ConfinedElectrolyte(4.0, 0.1, 0.415, 0.415, -0.01), RunControls(time_tau=5000.0), "
+            f"workdir={str(wd)!r})\n")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.monotonic() + 60
+    while not (wd / "log.lammps").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+
+    def in_wd():
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if Path(entry / "cwd").resolve() == wd:
+                        found.append(entry.name)
+                except OSError:
+                    pass
+        return found
+
+    deadline = time.monotonic() + 5
+    while in_wd() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert in_wd() == []

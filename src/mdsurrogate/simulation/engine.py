@@ -370,6 +370,24 @@ def _diagnose(log: str, returncode: int) -> tuple[str, str] | None:
 ProgressCallback = Callable[[int, int, float], None]
 
 
+def _terminate_on_sigterm() -> Callable[[], None]:
+    """While a run is watched from the main thread, turn SIGTERM into SystemExit so that the run's process group
+    is killed on the way out (LAMMPS runs in its own session and would otherwise outlive us). Returns a function
+    that restores the previous handler."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     """SIGKILL the run's whole process group (mpiexec and all ranks) and reap it."""
     import signal
@@ -404,6 +422,7 @@ def run_lammps(system: ConfinedElectrolyte, controls: RunControls, workdir: Path
         proc = subprocess.Popen(cmd, cwd=workdir, env=runtime.engine_env(controls.omp_threads),
                                 stdout=subprocess.DEVNULL, stderr=err_fh, start_new_session=True)
     last_blocks = -1
+    restore = _terminate_on_sigterm()
     try:
         while proc.poll() is None:
             time.sleep(poll_s)
@@ -424,6 +443,8 @@ def run_lammps(system: ConfinedElectrolyte, controls: RunControls, workdir: Path
     except BaseException:
         _kill_group(proc)
         raise
+    finally:
+        restore()
     wall = time.perf_counter() - t0
     log_path = workdir / "log.lammps"
     log = log_path.read_text(errors="replace") if log_path.exists() else ""

@@ -23,8 +23,13 @@ def charge_density(n_plus: np.ndarray, n_minus: np.ndarray) -> np.ndarray:
 def integrated_charge(z_nm: np.ndarray, n_plus: np.ndarray, n_minus: np.ndarray, sigma_s: float) -> np.ndarray:
     """S(z) in C/m^2 = sigma_s + int_{z_0}^{z} rho dz' (trapezoid rule, z in nm; z_0 = first grid point, which
     must lie at or beyond the wall where the densities vanish)."""
-    rho = charge_density(n_plus, n_minus)
-    return sigma_s + cumulative_trapezoid(rho, np.asarray(z_nm) * 1e-9, axis=-1, initial=0.0)
+    return integrated_charge_from_rho(z_nm, charge_density(n_plus, n_minus), sigma_s)
+
+
+def integrated_charge_from_rho(z_nm: np.ndarray, rho: np.ndarray, sigma_s: float) -> np.ndarray:
+    """S(z) in C/m^2 from a net charge density rho(z) in C/m^3 (z in nm)."""
+    return sigma_s + cumulative_trapezoid(np.asarray(rho, dtype=float), np.asarray(z_nm, dtype=float) * 1e-9,
+                                          axis=-1, initial=0.0)
 
 
 def integrated_charge_error(z_nm: np.ndarray, n_plus_err: np.ndarray, n_minus_err: np.ndarray,

@@ -21,30 +21,13 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+# the derived quantities have one definition, in the analysis stage (same units as the engine's run files)
+from mdsurrogate.analysis.derived import ELEMENTARY_CHARGE, MOLAR_TO_PER_M3, charge_density  # noqa: F401
+from mdsurrogate.analysis.derived import integrated_charge_from_rho as integrated_charge
 from mdsurrogate.simulation.system import INPUT_NAMES, INPUT_UNITS
 
 PROFILE_VARS = ("n_plus", "n_minus", "n_plus_err", "n_minus_err")
 DERIVED_VARS = ("charge_density", "integrated_charge")
-#: ions per m^3 at 1 mol/L
-MOLAR_TO_PER_M3 = 1000.0 * 6.02214076e23
-ELEMENTARY_CHARGE = 1.602176634e-19  # C
-
-
-# ---------------------------------------------------------------------------------------------- physics
-# Same definitions and units as the engine's per-run files (mdsurrogate.analysis.derived).
-
-def charge_density(n_plus, n_minus):
-    """Net charge density rho(z) = e (n+ - n-) of a monovalent electrolyte, in C/m^3 (densities in M)."""
-    return ELEMENTARY_CHARGE * MOLAR_TO_PER_M3 * (np.asarray(n_plus, dtype=float) - np.asarray(n_minus, dtype=float))
-
-
-def integrated_charge(z, rho, sigma_s: float):
-    """S(z) = sigma_s + integral from the first grid point to z of rho (trapezoid), in C/m^2 (z in nm,
-    rho in C/m^3). Meaningful up to the midplane; electroneutrality gives S(0) = 0 within noise."""
-    z_m = np.asarray(z, dtype=float) * 1e-9
-    rho = np.asarray(rho, dtype=float)
-    steps = 0.5 * (rho[1:] + rho[:-1]) * np.diff(z_m)
-    return sigma_s + np.concatenate([[0.0], np.cumsum(steps)])
 
 
 def effective_sigma_s(inputs: dict) -> float:

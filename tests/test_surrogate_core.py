@@ -217,3 +217,47 @@ def test_mirror_network_predicts_symmetric_profiles_with_half_output_layer():
     np.testing.assert_allclose(s, [1.5, 1.5, 1.5, 1.5, 5.5, 5.5, 5.5, 5.5])
     with pytest.raises(ValueError, match="mirror"):
         NetworkConfig(hidden=(4,), activations=("relu",), mirror=True, n_outputs=10)
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_fast_forward_equals_scaled_forward(mirror):
+    from mdsurrogate.surrogate.models import symmetrize
+
+    rng = np.random.default_rng(1)
+    Y = rng.random((6, 1004)) * 2
+    shift, scale = output_scaling(Y, "standard")
+    if mirror:
+        shift, scale = symmetrize(shift), symmetrize(scale)
+    cfg = NetworkConfig(hidden=(8, 16), activations=("silu", "silu"), mirror=mirror, dropout=0.0)
+    net = ProfileNet(cfg, y_shift=shift, y_scale=scale).eval()
+    with torch.no_grad():
+        net.mlp[-1].bias.normal_(0, 3)  # some outputs negative -> ReLU active
+    x = torch.rand(7, 5)
+    with torch.no_grad():
+        ref = net.forward_scaled(x) * net.y_scale + net.y_shift
+        fast = net(x)
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
+    assert float(fast.min()) == 0.0
+
+
+def test_stacked_ensemble_equals_members():
+    from mdsurrogate.surrogate.models import StackedEnsemble
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(2)
+    members = []
+    for mirror in (True, True, True):
+        Y = rng.random((5, 1004))
+        shift, scale = output_scaling(Y, "standard")
+        cfg = NetworkConfig(hidden=(8, 16), activations=("silu", "relu"), mirror=mirror, dropout=0.0)
+        from mdsurrogate.surrogate.models import symmetrize
+        members.append(ProfileNet(cfg, y_shift=symmetrize(shift), y_scale=symmetrize(scale)).eval())
+    x = torch.rand(9, 5)
+    with torch.no_grad():
+        ref = torch.stack([m(x) for m in members])
+        got = StackedEnsemble(members)(x)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(predict_arrays(members, x.numpy(), batch_size=4), ref.numpy(), rtol=1e-5, atol=1e-6)
+    other = ProfileNet(NetworkConfig(hidden=(4, 4), activations=("relu", "relu")))
+    with pytest.raises(ValueError, match="one architecture"):
+        StackedEnsemble([members[0], other])

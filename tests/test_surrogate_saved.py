@@ -153,3 +153,19 @@ def test_shipped_surrogate_loads_and_is_small():
     assert out.sizes["point"] == 502 and 0.3 < float(out.n_plus.isel(point=slice(200, 300)).mean()) < 0.8
     with pytest.raises(ExtrapolationError, match="d_minus"):
         sur.predict({**SYSTEM, "d_minus": 0.6})
+
+
+def test_float32_inputs_on_a_single_valued_range_are_accepted(trained):
+    _, sur, _ = trained
+    x = np.array([[SYSTEM[k] for k in ("h", "c", "d_plus", "d_minus", "sigma_s")]], dtype=np.float32)
+    assert sur.predict(x).sizes["system"] == 1  # 0.415 in float32 is 0.41499999...
+
+
+def test_predict_mean_and_std_match_the_members(trained):
+    _, sur, _ = trained
+    X = np.array([[4.0, 0.3, 0.415, 0.415, -0.01], [4.8, 1.9, 0.415, 0.415, -0.02]])
+    members = sur.predict_array(X)
+    assert members.shape == (2, 2, 1004)
+    out = sur.predict(X)
+    np.testing.assert_allclose(out.n_plus.values, members.mean(0)[:, :502], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out.n_minus_std.values, members.std(0, ddof=1)[:, 502:], rtol=1e-4, atol=1e-6)

@@ -125,6 +125,12 @@ class ProfileNet(nn.Module):
             width = w
         layers.append(nn.Linear(width, config.n_network_outputs))
         self.mlp = nn.Sequential(*layers)
+        if config.mirror:  # indices for the mirrored output (not saved: they follow from the config)
+            q = config.n_outputs // 4
+            a = torch.arange(q)
+            self.register_buffer("half_index", torch.cat([a, a + 2 * q]), persistent=False)
+            self.register_buffer("mirror_index", torch.cat([a, a.flip(0), a + q, (a + q).flip(0)]),
+                                 persistent=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -148,7 +154,34 @@ class ProfileNet(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_scaled(x) * self.y_scale + self.y_shift
+        """Densities in molar: forward_scaled(x) * y_scale + y_shift, computed with the output scaling folded into
+        the last layer, the ReLU applied in place and the mirror done by one gather (fast inference)."""
+        h = self.mlp[:-1](self.scale_inputs(x))
+        weight, bias = self._folded_last_layer()
+        y = torch.addmm(bias, h, weight.t()) if h.dim() == 2 else torch.nn.functional.linear(h, weight, bias)
+        if self.config.output_activation == "relu":
+            y = y.clamp_min_(0.0) if not y.requires_grad else y.clamp_min(0.0)
+        if self.config.mirror:
+            y = y[..., self.mirror_index]
+        return y
+
+    def _folded_last_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(W * scale, b * scale + shift) of the last layer; cached while the weights are unchanged and no
+        gradient is needed (recomputing it per call costs more than a single-profile forward)."""
+        last = self.mlp[-1]
+        scale, shift = self.y_scale, self.y_shift
+        if self.config.mirror:
+            scale, shift = scale[self.half_index], shift[self.half_index]
+        if torch.is_grad_enabled() and last.weight.requires_grad:
+            return last.weight * scale[:, None], last.bias * scale + shift
+        key = (last.weight._version, last.bias._version, self.y_scale._version, self.y_shift._version,
+               last.weight.data_ptr(), self.y_scale.data_ptr(), str(last.weight.device))
+        cache = self.__dict__.get("_folded_cache")
+        if cache is None or cache[0] != key:
+            with torch.no_grad():
+                cache = (key, (last.weight * scale[:, None]).contiguous(), last.bias * scale + shift)
+            self.__dict__["_folded_cache"] = cache
+        return cache[1], cache[2]
 
 
 def mirror_profiles(half: torch.Tensor) -> torch.Tensor:
@@ -180,3 +213,60 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+class StackedEnsemble(nn.Module):
+    """Members with one architecture evaluated together by batched matmuls (one call instead of M).
+
+    forward(x (N, 5)) -> (M, N, n_outputs) in molar, equal to stacking each member's forward (eval mode: no
+    dropout). Built from trained members; their weights are copied, so rebuild after changing them.
+    """
+
+    def __init__(self, members: list[ProfileNet]) -> None:
+        super().__init__()
+        cfg = members[0].config
+        if any(m.config != cfg for m in members):
+            raise ValueError("StackedEnsemble needs members with one architecture")
+        if any(not torch.equal(m.x_min, members[0].x_min) or not torch.equal(m.x_span, members[0].x_span)
+               for m in members):
+            raise ValueError("StackedEnsemble needs members with one input scaling")
+        self.config = cfg
+        self.n_members = len(members)
+        self.register_buffer("x_min", members[0].x_min.clone())
+        self.register_buffer("x_span", members[0].x_span.clone())
+        self.acts = nn.ModuleList(ACTIVATIONS[a]() for a in cfg.activations)
+        n_layers = len(cfg.hidden)
+        with torch.no_grad():
+            linears = [[m for m in member.mlp if isinstance(m, nn.Linear)] for member in members]
+            for layer in range(n_layers):
+                self.register_buffer(f"w{layer}", torch.stack([lin[layer].weight.t() for lin in linears]).contiguous())
+                self.register_buffer(f"b{layer}", torch.stack([lin[layer].bias for lin in linears])[:, None, :])
+            folded = [m._folded_last_layer() for m in members]
+            self.register_buffer("w_out", torch.stack([w.t() for w, _ in folded]).contiguous())
+            self.register_buffer("b_out", torch.stack([b for _, b in folded])[:, None, :])
+        if cfg.mirror:
+            self.register_buffer("mirror_index", members[0].mirror_index.clone(), persistent=False)
+
+    def forward_half(self, x: torch.Tensor) -> torch.Tensor:
+        """(M, N, width of the last layer): the members' densities before mirroring."""
+        h = ((x - self.x_min) / self.x_span).expand(self.n_members, *x.shape)
+        for layer, act in enumerate(self.acts):
+            h = act(torch.baddbmm(getattr(self, f"b{layer}"), h, getattr(self, f"w{layer}")))
+        y = torch.baddbmm(self.b_out, h, self.w_out)
+        if self.config.output_activation == "relu":
+            y = y.clamp_min_(0.0)
+        return y
+
+    def _full(self, y: torch.Tensor) -> torch.Tensor:
+        return y[..., self.mirror_index] if self.config.mirror else y
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._full(self.forward_half(x))
+
+    def mean_std(self, x: torch.Tensor, std: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Ensemble mean and spread (std, ddof 1; None for one member or std=False), (N, n_outputs) each.
+        Mirroring commutes with both, so it is applied once to the (N, P) results."""
+        y = self.forward_half(x)
+        mean = self._full(y.mean(0))
+        spread = self._full(y.std(0, correction=1)) if std and self.n_members > 1 else None
+        return mean, spread

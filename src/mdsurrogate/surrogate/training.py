@@ -249,14 +249,28 @@ def train_ensemble(train: Arrays, config: TrainConfig, n_members: int = 5, seed:
     return results
 
 
-def predict_arrays(models: list[ProfileNet], X: np.ndarray, batch_size: int = 65536) -> np.ndarray:
-    """Stacked member predictions (M, N, P) for raw inputs X (N, 5), on the models' device."""
-    out = []
+def predict_arrays(models: list[ProfileNet], X: np.ndarray, batch_size: int = 16384) -> np.ndarray:
+    """Stacked member predictions (M, N, P) for raw inputs X (N, 5), on the models' device.
+
+    Several members with one architecture run as one StackedEnsemble (batched matmuls)."""
+    from mdsurrogate.surrogate.models import StackedEnsemble
+
+    for m in models:
+        m.eval()
+    dev = next(models[0].parameters()).device
+    runner = None
+    if len(models) > 1:
+        try:
+            runner = StackedEnsemble(models).to(dev)
+        except ValueError:
+            runner = None
+    out = np.empty((len(models), len(X), models[0].config.n_outputs), dtype=np.float32)
     with torch.inference_mode():
-        for m in models:
-            m.eval()
-            dev = next(m.parameters()).device
-            parts = [m(torch.as_tensor(X[i:i + batch_size], dtype=torch.float32, device=dev)).cpu().numpy()
-                     for i in range(0, len(X), batch_size)]
-            out.append(np.concatenate(parts) if parts else np.zeros((0, m.config.n_outputs), np.float32))
-    return np.stack(out)
+        for i in range(0, len(X), batch_size):
+            xb = torch.as_tensor(np.asarray(X[i:i + batch_size], dtype=np.float32), device=dev)
+            if runner is not None:
+                out[:, i:i + batch_size] = runner(xb).cpu().numpy()
+            else:
+                for j, m in enumerate(models):
+                    out[j, i:i + batch_size] = m(xb).cpu().numpy()
+    return out

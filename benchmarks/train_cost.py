@@ -10,13 +10,11 @@ reaches the target. Test errors are computed outside the timed region. Prints th
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from mdsurrogate.evaluation.metrics import overall_rmse

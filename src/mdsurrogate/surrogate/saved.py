@@ -289,7 +289,7 @@ def load_surrogate(directory: str | Path | None = None, device: str = "cpu") -> 
     from mdsurrogate.surrogate.models import NetworkConfig, ProfileNet
 
     directory = default_surrogate_path() if directory is None else Path(directory)
-    card_path, = [directory / CARD_FILE]
+    card_path = directory / CARD_FILE
     if not directory.is_dir():
         raise SurrogateLoadError(f"{directory}: no such surrogate directory")
     if not card_path.is_file():

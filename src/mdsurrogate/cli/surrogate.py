@@ -48,7 +48,9 @@ def register(app: typer.Typer) -> None:
         error_scale: float = typer.Option(1.0, help="multiply the stored MD errors (1/2.1 for the authors' data)"),
         seed: int = typer.Option(0, help="seed of split, initialisation, batches and soft labels"),
         baselines: bool = typer.Option(False, help="also fit the scikit-learn baselines on the same split"),
-        search: bool = typer.Option(False, help="grid-search n1, n2, lr, batch size (the papers' grid) first"),
+        search: bool = typer.Option(False, help="grid-search n1, n2, lr, batch size first (paper recipe: the "
+                                                "papers' grid; default recipe: the same widths, lr {5e-3, 1e-2}, "
+                                                "batch {full, 32})"),
         search_epochs: int = typer.Option(300, help="max epochs of each grid-search point"),
         workers: int = typer.Option(2, help="processes of the grid search"),
         threads: int = typer.Option(1, help="torch CPU threads"),
@@ -80,12 +82,13 @@ def register(app: typer.Typer) -> None:
                 config = dataclasses.replace(config, max_epochs=epochs)
             if search:
                 from mdsurrogate.surrogate.data import random_split, to_arrays
-                from mdsurrogate.surrogate.search import PAPER_SEARCH_GRID, grid_search
+                from mdsurrogate.surrogate.search import DEFAULT_SEARCH_GRID, PAPER_SEARCH_GRID, grid_search
 
                 arr = to_arrays(ds)
                 tr, _ = random_split(len(arr), test_fraction, seed) if test_fraction else (range(len(arr)), None)
                 found = grid_search(arr.take(np.asarray(tr)), dataclasses.replace(config, max_epochs=search_epochs),
-                                    PAPER_SEARCH_GRID, n_workers=workers, seed=seed)
+                                    PAPER_SEARCH_GRID if recipe == "paper" else DEFAULT_SEARCH_GRID,
+                                    n_workers=workers, seed=seed)
                 for res in found[:5]:
                     typer.echo(f"  search: {res.params} val MSE {res.val_mse:.3e} (best epoch {res.best_epoch})")
                 config = apply_params(config, found[0].params)

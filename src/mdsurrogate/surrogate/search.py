@@ -17,6 +17,9 @@ from mdsurrogate.surrogate.training import TrainConfig, split_validation, train_
 
 PAPER_SEARCH_GRID: dict[str, tuple] = {"n1": (128, 256, 512), "n2": (256, 512), "lr": (1e-4, 2e-4),
                                        "batch_size": (32, 64)}
+#: The same widths around our default recipe (full batch or 32, larger learning rates).
+DEFAULT_SEARCH_GRID: dict[str, tuple] = {"n1": (128, 256, 512), "n2": (256, 512), "lr": (5e-3, 1e-2),
+                                         "batch_size": (None, 32)}
 _GRID_KEYS = {"n1", "n2", "lr", "batch_size", "dropout", "weight_decay", "loss", "output_scaling"}
 
 

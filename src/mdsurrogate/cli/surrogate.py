@@ -185,7 +185,7 @@ def register(app: typer.Typer) -> None:
                         ax.fill_between(z, p[var].values - s, p[var].values + s, color=line.get_color(), alpha=0.25)
             ax.set_xlabel("z (nm)")
             ax.set_ylabel("density (M)")
-            ax.set_title(f"surrogate {sur.name}: ensemble mean +- std")
+            ax.set_title(f"{sur.name}: ensemble mean +- std", fontsize=9)
             ax.legend(fontsize=6)
             fig.tight_layout()
             with atomic_path(out.with_suffix(".png")) as tmp:

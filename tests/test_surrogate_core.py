@@ -261,3 +261,15 @@ def test_stacked_ensemble_equals_members():
     other = ProfileNet(NetworkConfig(hidden=(4, 4), activations=("relu", "relu")))
     with pytest.raises(ValueError, match="one architecture"):
         StackedEnsemble([members[0], other])
+
+
+@needs_ref
+def test_dataset_stage_format_is_accepted():
+    """The consolidated dataset of the dataset stage trains the surrogate as is (same profiles as ours)."""
+    core = pytest.importorskip("mdsurrogate.dataset.core")
+    theirs = core.from_authors_pickle(REF)
+    validate_dataset(theirs)
+    a, b = to_arrays(theirs), to_arrays(dataset_from_authors_pickle(REF))
+    order_a, order_b = np.lexsort(a.X.T), np.lexsort(b.X.T)
+    np.testing.assert_allclose(a.Y[order_a], b.Y[order_b])
+    np.testing.assert_allclose(a.EPS[order_a], b.EPS[order_b])

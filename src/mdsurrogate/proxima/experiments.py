@@ -378,7 +378,8 @@ def smoke_run(target_name: str, steps: int = 3, seed: int = 0, out: str | Path |
     torch.set_num_threads(1)
     atoms = si_vacancy_cell()
     init_velocities(atoms, 800.0, seed)
-    calc = ProximaCalculator(make_target(target_name), settings=ProximaSettings(train_freq=None, seed=seed))
+    calc = ProximaCalculator(make_target(target_name, workdir=out),
+                             settings=ProximaSettings(train_freq=None, seed=seed))
     log = Path(out) / f"smoke_{target_name}.jsonl" if out else None
     trace = run_md(atoms, calc, MDSettings(kind="nve", steps=steps), log_path=log)
     return {"target": target_name, "energy": trace.energy, **calc.counts()}

@@ -90,14 +90,15 @@ def cp2k_lda(directory: str = "cp2k-run", cutoff_Ry: float = 350.0):
                 cutoff=cutoff_Ry * 13.605693, stress_tensor=True, directory=directory)
 
 
-def make_target(name: str):
-    """Build a target calculator by name: `sw`, `tersoff`, `tblite`, `cp2k`."""
+def make_target(name: str, workdir: str | Path | None = None):
+    """Build a target calculator by name: `sw`, `tersoff`, `tblite`, `cp2k` (CP2K writes its files in
+    `workdir`/cp2k-run, default ./cp2k-run)."""
     if name in ("sw", "tersoff"):
         return lammps_si(name)
     if name == "tblite":
         return tblite_gfn1()
     if name == "cp2k":
-        return cp2k_lda()
+        return cp2k_lda(directory=str(Path(workdir) / "cp2k-run") if workdir else "cp2k-run")
     raise ValueError(f"unknown target {name!r}")
 
 

@@ -154,3 +154,18 @@ def test_authors_pickle_import_is_safe(tmp_path):
     bad.write_bytes(pickle.dumps({"Z_4.0_p_1_n_-1_d_0.415_a_0.415_c_0.1_i_-0.01": Evil()}))
     with pytest.raises(pickle.UnpicklingError):
         dataset.from_authors_pickle(bad)
+
+
+def test_summary_figures_count_runs_per_grid_pair(tmp_path):
+    import numpy as np
+    import xarray as xr
+
+    from mdsurrogate.dataset.figures import summary_figures
+
+    ds = xr.Dataset({"h": ("system", [4.0, 4.0, 4.4]), "c": ("system", [0.1, 0.1, 2.0]),
+                     "d_plus": ("system", [0.2, 0.2, 0.63]), "d_minus": ("system", [0.2, 0.3075, 0.63]),
+                     "sigma_s": ("system", [-0.01, -0.01, -0.02]), "rel_error": ("system", [0.02, 0.03, 0.05])})
+    paths = summary_figures(ds, tmp_path)
+    assert [p.name for p in paths] == ["errors.png", "coverage.png"]
+    assert all(p.stat().st_size > 1000 for p in paths)
+    assert np.isclose(ds["rel_error"].median(), 0.03)

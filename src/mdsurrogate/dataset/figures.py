@@ -1,0 +1,61 @@
+"""Summary figures of a consolidated dataset: error distribution and coverage of the design grid."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+
+from mdsurrogate.io import atomic_path
+from mdsurrogate.simulation.system import INPUT_NAMES, PAPER_GRID
+
+
+def summary_figures(ds, directory: str | Path) -> list[Path]:
+    """Write errors.png (median relative standard error per run, and its dependence on c) and coverage.png
+    (number of runs for every pair of inputs on the papers' grid values). Returns the paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    directory = Path(directory)
+    out = []
+    rel = np.asarray(ds["rel_error"].values, dtype=float)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    axes[0].hist(rel, bins=30, color="tab:blue")
+    axes[0].axvline(np.median(rel), color="k", ls="--", label=f"median {np.median(rel):.3f}")
+    axes[0].set(xlabel="median relative standard error of the profile", ylabel="runs")
+    axes[0].legend()
+    axes[1].scatter(ds["c"].values, rel, s=8, alpha=0.6)
+    axes[1].set(xlabel="c (M)", ylabel="median relative standard error")
+    fig.suptitle(f"{ds.sizes['system']} runs")
+    fig.tight_layout()
+    path = directory / "errors.png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    out.append(path)
+
+    pairs = list(itertools.combinations(INPUT_NAMES, 2))
+    fig, axes = plt.subplots(2, 5, figsize=(18, 7))
+    for ax, (a, b) in zip(axes.ravel(), pairs):
+        ga, gb = PAPER_GRID[a], PAPER_GRID[b]
+        counts = np.zeros((len(gb), len(ga)))
+        va, vb = ds[a].values, ds[b].values
+        for i, x in enumerate(ga):
+            for j, y in enumerate(gb):
+                counts[j, i] = np.sum(np.isclose(va, x) & np.isclose(vb, y))
+        im = ax.imshow(counts, origin="lower", cmap="viridis", aspect="auto")
+        ax.set_xticks(range(len(ga)), [f"{x:g}" for x in ga], rotation=90, fontsize=7)
+        ax.set_yticks(range(len(gb)), [f"{y:g}" for y in gb], fontsize=7)
+        ax.set(xlabel=a, ylabel=b)
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle("runs per pair of grid values")
+    fig.tight_layout()
+    path = directory / "coverage.png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+    out.append(path)
+    return out

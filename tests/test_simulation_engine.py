@@ -12,6 +12,22 @@ from mdsurrogate.simulation.system import AVOGADRO_PER_NM3_PER_MOLAR, ConfinedEl
 CHEAP = ConfinedElectrolyte(h=4.0, c=0.1, d_plus=0.415, d_minus=0.415, sigma_s=-0.01)  # 136 ions, ~1000 steps/s
 
 
+def processes_in(directory) -> list[str]:
+    """PIDs of the processes whose working directory is `directory`."""
+    from pathlib import Path
+
+    wd = Path(directory).resolve()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if Path(entry / "cwd").resolve() == wd:
+                    found.append(entry.name)
+            except OSError:
+                pass
+    return found
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("md") / "run.nc"
@@ -104,18 +120,7 @@ def test_timeout_is_a_typed_failure_and_writes_nothing(tmp_path):
     assert exc.value.log_path.exists()
     assert not out.exists()
     # the kill reached LAMMPS itself: no process is left running in the work directory
-    from pathlib import Path
-
-    wd = (tmp_path / "wd").resolve()
-    survivors = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if Path(entry / "cwd").resolve() == wd:
-                    survivors.append(entry.name)
-            except OSError:
-                pass
-    assert survivors == []
+    assert processes_in(tmp_path / "wd") == []
 
 
 def test_two_mpi_ranks_run_and_agree_on_the_counts(tmp_path):
@@ -170,18 +175,7 @@ def test_sigterm_to_the_caller_stops_lammps_too(tmp_path):
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
 
-    def in_wd():
-        found = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    if Path(entry / "cwd").resolve() == wd:
-                        found.append(entry.name)
-                except OSError:
-                    pass
-        return found
-
     deadline = time.monotonic() + 5
-    while in_wd() and time.monotonic() < deadline:
+    while processes_in(wd) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert in_wd() == []
+    assert processes_in(wd) == []

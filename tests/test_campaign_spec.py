@@ -96,6 +96,8 @@ def test_explicit_list_union_and_deduplication():
     ({"design": [{"type": "grid"}], "controls": {"lenght": 3}}, "controls.lenght"),
     ({"design": [{"type": "grid"}], "execution": {"workers": 0}}, "execution.workers"),
     ({"design": [{"type": "grid"}], "execution": {"backend": "dask"}}, "execution.backend"),
+    ({"design": [{"type": "grid"}], "execution": {"order": "random"}}, "execution.order"),
+    ({"design": [{"type": "grid"}], "execution": {"order_seed": -1}}, "execution.order_seed"),
     ({"design": [{"type": "grid"}], "exclude": [{"d_plus": "big"}]}, "exclude[0].d_plus"),
     ({"design": [{"type": "grid", "h": 4.0}], "exclude": [{"h": 4.0}]}, "exclude"),
     ({"campaign": {"name": "a b"}, "design": [{"type": "grid"}]}, "campaign.name"),

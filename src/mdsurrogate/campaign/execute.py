@@ -21,6 +21,8 @@ import subprocess
 import sys
 import threading
 import time
+
+import numpy as np
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -288,6 +290,9 @@ def run_campaign(
         if spec.source:
             _save_spec_copy(root, spec)
         added = ledger.add_runs(spec.runs, spec.controls_fingerprint())
+        if ex.order == "shuffled":
+            ids = [r.run_id for r in spec.runs]
+            ledger.set_order([ids[i] for i in np.random.default_rng(ex.order_seed).permutation(len(ids))])
         ledger.set_meta("name", spec.name)
         ledger.set_meta("workers", str(workers))
         ledger.set_meta("cores_per_run", str(cores))

@@ -18,7 +18,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 STATES = ("pending", "running", "done", "failed")
 
@@ -162,6 +162,18 @@ class Ledger:
                                (r.run_id, now))
                     added += 1
         return added
+
+    def set_order(self, run_ids: Sequence[str]) -> None:
+        """Renumber the runs' start order: run_ids[0] first; runs not listed keep their relative order after them.
+        Only the order in which pending runs are claimed depends on it."""
+        with self._tx() as db:
+            known = [r[0] for r in db.execute("SELECT run_id FROM runs ORDER BY position")]
+            known_set = set(known)
+            listed = list(dict.fromkeys(r for r in run_ids if r in known_set))
+            listed_set = set(listed)
+            rest = [r for r in known if r not in listed_set]
+            for pos, rid in enumerate(listed + rest):
+                db.execute("UPDATE runs SET position = ? WHERE run_id = ?", (pos, rid))
 
     def claim_next(self, max_attempts: int, run_ids: set[str] | None = None) -> RunRow | None:
         """Atomically move the next runnable run (pending, or failed with attempts left) to running."""

@@ -95,6 +95,11 @@ class Run:
     seed: int
 
 
+#: "shuffled" starts the runs in a seeded random order, so that a campaign stopped part-way (or run in pieces)
+#: is at every moment a uniform random subsample of its design, not the first rows of the grid.
+EXECUTION_ORDERS = ("spec", "shuffled")
+
+
 @dataclass(frozen=True)
 class Execution:
     workers: int = 1
@@ -103,6 +108,8 @@ class Execution:
     reseed_on_retry: bool = True
     backend: str = "local"
     parsl_config: str = "local"
+    order: str = "spec"  # "spec": runs start in spec order; "shuffled": in a seeded random order
+    order_seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -381,15 +388,23 @@ def _controls(raw: Any) -> tuple[dict[str, Any], tuple[int, ...]]:
 
 def _execution(raw: Any) -> Execution:
     raw = _table(raw, "execution")
-    _check_keys(raw, ("workers", "cores_per_run", "max_attempts", "reseed_on_retry", "backend", "parsl_config"),
-                "execution")
+    _check_keys(raw, ("workers", "cores_per_run", "max_attempts", "reseed_on_retry", "backend", "parsl_config",
+                      "order", "order_seed"), "execution")
     backend = raw.get("backend", "local")
     if backend not in BACKENDS:
         raise SpecError("execution.backend", f"must be one of {list(BACKENDS)}, got {backend!r}")
     parsl_config = raw.get("parsl_config", "local")
     if not isinstance(parsl_config, str):
         raise SpecError("execution.parsl_config", "must be 'local', 'slurm', 'pbs' or a path to a python file")
+    order = raw.get("order", "spec")
+    if order not in EXECUTION_ORDERS:
+        raise SpecError("execution.order", f"must be one of {list(EXECUTION_ORDERS)}, got {order!r}")
+    order_seed = raw.get("order_seed", 0)
+    if isinstance(order_seed, bool) or not isinstance(order_seed, int) or order_seed < 0:
+        raise SpecError("execution.order_seed", f"must be an integer >= 0, got {order_seed!r}")
     return Execution(
+        order=order,
+        order_seed=order_seed,
         workers=_positive_int(raw.get("workers", 1), "execution.workers"),
         cores_per_run=_positive_int(raw.get("cores_per_run", 1), "execution.cores_per_run"),
         max_attempts=_positive_int(raw.get("max_attempts", 3), "execution.max_attempts"),

@@ -5,7 +5,7 @@ The dataset is an xarray Dataset with dims (system, point) and variables
   z                                     (system, point)  bin positions, nm
   n_plus, n_minus                       (system, point)  ion densities, M
   n_plus_err, n_minus_err               (system, point)  MD standard errors of the densities, M
-This is the format of the campaign stage; `dataset_from_authors_pickle` converts the authors' pickles into it.
+This is the format of the dataset stage (`mdsurrogate.dataset`); `dataset_from_authors_pickle` wraps its importer.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from mdsurrogate.simulation.system import INPUT_NAMES, INPUT_UNITS
+from mdsurrogate.simulation.system import INPUT_NAMES
 
 PROFILE_VARS = ("n_plus", "n_minus")
 ERROR_VARS = ("n_plus_err", "n_minus_err")
@@ -35,38 +35,18 @@ def file_sha256(path: str | Path) -> str:
 
 
 def dataset_from_authors_pickle(path: str | Path, error_scale: float = 1.0) -> xr.Dataset:
-    """Convert an authors' profile pickle ({key: {'pos','neg': (P, 3) [z, density, error]}}) to the dataset format.
+    """The authors' profile pickle as a training dataset: `dataset.from_authors_pickle` (safe loader), with the
+    authors' keys as `key`, the file's name and sha256 in the attributes (for the card's provenance).
 
-    error_scale multiplies the stored standard errors (1/2.1 corrects the authors' overestimate); it is recorded
-    in the attributes. Systems are sorted by key; pos and neg must share their z grid.
-    """
-    from mdsurrogate.dataset.authors_pickle import load_authors_pickle, parse_key
+    error_scale multiplies the stored standard errors (1/2.1 corrects the authors' overestimate)."""
+    from mdsurrogate.dataset.core import from_authors_pickle
 
     if not error_scale > 0:
         raise ValueError(f"error_scale must be > 0, got {error_scale}")
-    raw = load_authors_pickle(path)
-    if not raw:
-        raise ValueError(f"{path}: no profiles")
-    keys = sorted(raw)
-    n_points = {raw[k]["pos"].shape[0] for k in keys} | {raw[k]["neg"].shape[0] for k in keys}
-    if len(n_points) != 1:
-        raise ValueError(f"{path}: profiles have different numbers of points {sorted(n_points)}")
-    inputs = {name: np.array([parse_key(k)[name] for k in keys]) for name in INPUT_NAMES}
-    pos = np.stack([raw[k]["pos"] for k in keys])
-    neg = np.stack([raw[k]["neg"] for k in keys])
-    if not np.allclose(pos[:, :, 0], neg[:, :, 0]):
-        raise ValueError(f"{path}: cation and anion profiles use different z grids")
-    ds = xr.Dataset(
-        {**{name: ("system", inputs[name], {"units": INPUT_UNITS[name]}) for name in INPUT_NAMES},
-         "z": (("system", "point"), pos[:, :, 0], {"units": "nm"}),
-         "n_plus": (("system", "point"), pos[:, :, 1], {"units": "M"}),
-         "n_minus": (("system", "point"), neg[:, :, 1], {"units": "M"}),
-         "n_plus_err": (("system", "point"), pos[:, :, 2] * error_scale, {"units": "M"}),
-         "n_minus_err": (("system", "point"), neg[:, :, 2] * error_scale, {"units": "M"})},
-        coords={"key": ("system", np.array(keys, dtype=object))},
-        attrs={"source": str(Path(path).name), "source_sha256": file_sha256(path), "error_scale": float(error_scale),
-               "format": "authors_pickle"},
-    )
+    ds = from_authors_pickle(path, error_scale=error_scale)
+    ds = ds.assign_coords(key=("system", ds["run_id"].values))
+    ds.attrs.update(source=str(Path(path).name), source_sha256=file_sha256(path), error_scale=float(error_scale),
+                    format="authors_pickle")
     validate_dataset(ds)
     return ds
 

@@ -169,3 +169,25 @@ def test_predict_mean_and_std_match_the_members(trained):
     out = sur.predict(X)
     np.testing.assert_allclose(out.n_plus.values, members.mean(0)[:, :502], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(out.n_minus_std.values, members.std(0, ddof=1)[:, 502:], rtol=1e-4, atol=1e-6)
+
+
+def test_predict_on_grid_interpolates_to_other_bins(trained):
+    """Scoring against MD binned on another grid: the same grid returns the prediction unchanged; a shifted
+    grid returns the linear interpolation of each profile; the last points of a grid wider than the
+    surrogate's take the edge value (the empty wall bins)."""
+    _, sur, _ = trained
+    X = np.array([[4.0, 0.3, 0.415, 0.415, -0.01], [4.8, 1.9, 0.415, 0.415, -0.02]])
+    own = sur.z_grid(X[:, 0])
+    mean, std = sur.predict_mean_std(X)
+    same, same_std = sur.predict_on_grid(X, own)
+    np.testing.assert_array_equal(same, mean)
+    np.testing.assert_array_equal(same_std, std)
+    mid = 0.5 * (own[:, 1:] + own[:, :-1])                      # 501 bin midpoints
+    mid_mean, _ = sur.predict_on_grid(X, mid, std=False)
+    np.testing.assert_allclose(mid_mean[:, :501], 0.5 * (mean[:, 1:502] + mean[:, :501]), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(mid_mean[:, 501:], 0.5 * (mean[:, 503:] + mean[:, 502:1003]), rtol=1e-6, atol=1e-9)
+    wide = own * 1.01
+    wide_mean, _ = sur.predict_on_grid(X, wide, std=False)
+    np.testing.assert_allclose(wide_mean[:, 0], mean[:, 0])
+    with pytest.raises(ValueError, match="z must have shape"):
+        sur.predict_on_grid(X, own[:1])

@@ -230,7 +230,8 @@ def register(app: typer.Typer) -> None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 sur.check_inputs(arr.X, allow_extrapolation)
-            pred = sur.predict_array(arr.X).mean(axis=0)
+            # the MD's own bins: profiles are interpolated when its grid differs from the surrogate's
+            pred, _ = sur.predict_on_grid(arr.X, arr.Z, std=False)
         except ValueError as exc:
             _fail(str(exc))
         metrics = evaluate_predictions(arr.Y, pred, arr.EPS)

@@ -190,6 +190,30 @@ class Surrogate:
         mean, spread = self._run(X, lambda x: self.stacked().mean_std(x, std), 2, batch_size)
         return mean, spread
 
+    def predict_on_grid(self, X: np.ndarray, z: np.ndarray, std: bool = True
+                        ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Ensemble mean and spread (N, 2 * P) on other z grids z (N, P): each predicted profile is interpolated
+        linearly from the surrogate's grid (`z_grid`) to z, the layout [n+ on z, n- on z] (no range checks).
+        Use it to score against MD binned differently, e.g. the authors' grids [-a(h), a(h)] vs h/2."""
+        X = np.asarray(X, dtype=float)
+        z = np.asarray(z, dtype=float)
+        if z.ndim != 2 or z.shape[0] != len(X):
+            raise ValueError(f"z must have shape (N, P) with N = {len(X)} systems, got {z.shape}")
+        mean, spread = self.predict_mean_std(X, std=std)
+        own = self.z_grid(X[:, 0])
+        if own.shape == z.shape and np.allclose(own, z, rtol=0.0, atol=1e-9):
+            return mean, spread
+
+        def on_grid(y: np.ndarray) -> np.ndarray:
+            out = np.empty((len(X), 2 * z.shape[1]))
+            for i in range(len(X)):
+                for part in range(2):
+                    out[i, part * z.shape[1]:(part + 1) * z.shape[1]] = np.interp(
+                        z[i], own[i], y[i, part * N_POINTS:(part + 1) * N_POINTS])
+            return out
+
+        return on_grid(mean), (on_grid(spread) if spread is not None else None)
+
     def predict(self, inputs: Any, allow_extrapolation: bool = False, return_std: bool = True) -> xr.Dataset:
         """Density profiles for one system or a batch.
 

@@ -267,6 +267,13 @@ class StackedEnsemble(nn.Module):
         """Ensemble mean and spread (std, ddof 1; None for one member or std=False), (N, n_outputs) each.
         Mirroring commutes with both, so it is applied once to the (N, P) results."""
         y = self.forward_half(x)
-        mean = self._full(y.mean(0))
-        spread = self._full(y.std(0, correction=1)) if std and self.n_members > 1 else None
-        return mean, spread
+        mean = y.mean(0)
+        spread = None
+        if std and self.n_members > 1:
+            # sum_k (y_k - mean)^2 member by member: torch's std/var over the leading dim of a (M, N, P) tensor
+            # is ~30x slower on CPU (51 ms vs 1.5 ms for 5 x 512 x 502, measured with torch 2.13)
+            acc = (y[0] - mean).square_()
+            for k in range(1, self.n_members):
+                acc.add_((y[k] - mean).square_())
+            spread = self._full(acc.div_(self.n_members - 1).sqrt_())
+        return self._full(mean), spread

@@ -72,6 +72,22 @@ def test_evaluate_predictions_keys():
     assert set(out) >= {"E", "MSE", "E_I+", "E_B+", "E_I-", "E_B-", "A", "A_j_min"}
 
 
+def test_md_noise_floor_is_the_error_of_the_exact_profiles():
+    """E_MD pins the formula (mean over outputs of the RMS error bar) and is what exact profiles score against
+    labels drawn with those errors: E ~ E_MD and A ~ 0.683."""
+    eps = np.array([[0.1, 0.0], [0.3, 0.4]])
+    assert M.md_noise_floor(eps) == pytest.approx(0.5 * (np.sqrt((0.01 + 0.09) / 2) + np.sqrt(0.16 / 2)))
+    rng = np.random.default_rng(2)
+    truth = rng.random((4000, 20))
+    eps = 0.01 + 0.05 * rng.random((4000, 20))
+    labels = truth + eps * rng.standard_normal(truth.shape)
+    out = M.evaluate_predictions(labels, truth, eps)
+    assert out["E"] == pytest.approx(out["E_MD"], rel=0.02)
+    assert out["A"] == pytest.approx(0.683, abs=0.01)
+    with pytest.raises(ValueError, match="eps"):
+        M.md_noise_floor(-eps)
+
+
 def test_speedup_equations():
     # eq. 4 with the papers' times; t_p -> 0 reproduces eq. 5
     s = S.speedup(n_predictions=4050, t_seq=24.0, t_p=0.0, n_train=1550, t_train=3.5)

@@ -17,7 +17,7 @@ def _metrics_table(title: str, rows: dict[str, dict]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    cols = ["E", "E_I+", "E_B+", "E_I-", "E_B-", "MSE", "A", "A_eps>0"]
+    cols = ["E", "E_I+", "E_B+", "E_I-", "E_B-", "MSE", "E_MD", "A", "A_eps>0"]
     table = Table(title=title)
     table.add_column("model")
     for c in cols:

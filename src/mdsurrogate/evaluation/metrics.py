@@ -103,12 +103,25 @@ def success_rate(y: np.ndarray, y_hat: np.ndarray, eps: np.ndarray, exclude_zero
     return float(_success(y, y_hat, eps, exclude_zero_error, axis=None))
 
 
+def md_noise_floor(eps: np.ndarray) -> float:
+    """E_MD = (1/P) sum_k (1/N sum_j (eps_j^k)^2)^(1/2): the E that the exact mean profiles would score against MD
+    labels whose noise has standard deviation eps (E of eq. 3 with the errors in place of the residuals).
+
+    A test E near E_MD means the surrogate's error is at the level of the MD noise in the labels; the exact profiles
+    would reach a success rate of about 0.68 there (P(|x| < sigma) of a Gaussian)."""
+    (eps,) = _as_2d(eps)
+    if np.any(eps < 0):
+        raise ValueError("MD error bars eps must be >= 0")
+    return float(np.mean(np.sqrt(np.mean(eps ** 2, axis=0))))
+
+
 def evaluate_predictions(y: np.ndarray, y_hat: np.ndarray, eps: np.ndarray | None = None,
                          n_interface: int = N_INTERFACE) -> dict[str, float]:
-    """All summary metrics in one flat dict: E, MSE, E_I+/E_B+/E_I-/E_B- and (with eps) success rates."""
+    """All summary metrics in one flat dict: E, MSE, E_I+/E_B+/E_I-/E_B- and (with eps) the MD noise floor E_MD
+    and the success rates."""
     out = {"E": overall_rmse(y, y_hat), "MSE": mse(y, y_hat), **interface_bulk_rmse(y, y_hat, n_interface)}
     if eps is not None:
         a_j = success_rate_per_system(y, y_hat, eps)
-        out.update({"A": success_rate(y, y_hat, eps), "A_j_min": float(a_j.min()), "A_j_median": float(np.median(a_j)),
+        out.update({"E_MD": md_noise_floor(eps), "A": success_rate(y, y_hat, eps), "A_j_min": float(a_j.min()), "A_j_median": float(np.median(a_j)),
                     "A_eps>0": success_rate(y, y_hat, eps, exclude_zero_error=True)})
     return out

@@ -111,6 +111,65 @@ def register(app: typer.Typer) -> None:
                     rows[row.pop("model")] = row
             _metrics_table(f"random test split ({sur.card['training_data']['n_test']} systems)", rows)
 
+    @app.command("report")
+    def report(
+        data: Path = typer.Argument(..., help="training dataset (NetCDF of a campaign, or an authors' pickle)"),
+        out: Path = typer.Option(Path("out/surrogate_report"), "--out", "-o", help="report directory"),
+        members: int = typer.Option(5, help="ensemble members of each ANN"),
+        losses: str = typer.Option("mse,soft", help="comma-separated: 'mse' (BaseNN) and/or 'soft' (ModNN)"),
+        test_fraction: float = typer.Option(0.2, help="random test split"),
+        seed: int = typer.Option(0, help="seed of the split and of the training"),
+        baselines: bool = typer.Option(True, help="fit the scikit-learn baselines on the same split"),
+        reference: Optional[Path] = typer.Option(None, help="external test set: the authors' pickle (or NetCDF)"),
+        reference_md: Optional[Path] = typer.Option(None, help="our MD of reference systems (NetCDF), scored "
+                                                                "against the reference as the MD-vs-MD floor"),
+        ship: Optional[Path] = typer.Option(None, help="also save the first ANN ensemble here (e.g. the packaged "
+                                                        "src/mdsurrogate/data/surrogate_default), reference "
+                                                        "metrics in its card"),
+        threads: int = typer.Option(1, help="torch CPU threads"),
+    ) -> None:
+        """Random-split study: BaseNN/ModNN ensembles and baselines on one split, scored on the test split and
+        on the external reference; writes report.json, report.md and the trained ensembles."""
+        import torch
+
+        from mdsurrogate.evaluation.studies import LOSS_NAMES, random_split_report, report_markdown
+        from mdsurrogate.io import atomic_path, write_json_atomic
+        from mdsurrogate.provenance import provenance
+        from mdsurrogate.surrogate.data import load_dataset
+
+        torch.set_num_threads(threads)
+        loss_list = [x.strip() for x in losses.split(",") if x.strip()]
+        bad = [x for x in loss_list if x not in LOSS_NAMES]
+        if bad or not loss_list:
+            _fail(f"--losses must be a comma-separated subset of {sorted(LOSS_NAMES)}, got {losses!r}")
+        try:
+            ds = load_dataset(data)
+            ref = load_dataset(reference) if reference is not None else None
+            ref_md = load_dataset(reference_md) if reference_md is not None else None
+            rep, surs = random_split_report(ds, members=members, seed=seed, test_fraction=test_fraction,
+                                            losses=tuple(loss_list), baselines=baselines, reference=ref,
+                                            reference_md=ref_md, say=typer.echo)
+        except (ValueError, OSError) as exc:
+            _fail(str(exc))
+        rep["provenance"] = provenance("torch", "scikit-learn", "xarray")
+        rep["data"] = str(data)
+        rep["reference_file"] = str(reference) if reference is not None else None
+        out.mkdir(parents=True, exist_ok=True)
+        for loss, sur in surs.items():
+            name = LOSS_NAMES[loss]
+            if "reference" in rep:
+                sur.card["metrics"]["external_test"] = {
+                    "data": str(reference.name), **rep["reference"][f"{name} ensemble of {members}"]}
+            sur.save(out / "models" / name.lower())
+        write_json_atomic(out / "report.json", rep)
+        with atomic_path(out / "report.md") as tmp:
+            tmp.write_text(report_markdown(rep))
+        if ship is not None:
+            surs[loss_list[0]].save(ship)
+            typer.echo(f"shipped the {LOSS_NAMES[loss_list[0]]} ensemble to {ship}")
+        typer.echo(report_markdown(rep))
+        typer.echo(f"wrote {out / 'report.json'}, {out / 'report.md'} and {out / 'models'}")
+
     @app.command("predict")
     def predict(
         h: Optional[float] = typer.Option(None, help="confinement length h (nm)"),

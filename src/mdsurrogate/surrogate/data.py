@@ -122,6 +122,22 @@ def random_split(n: int, n_test: int | float, seed: int) -> tuple[np.ndarray, np
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 
+def regrid_profiles(Y: np.ndarray, z_from: np.ndarray, z_to: np.ndarray) -> np.ndarray:
+    """Profiles Y (N, 2 P) = [n+, n-] on the grids z_from (N, P) interpolated linearly to z_to (N, P'), returning
+    (N, 2 P'); outside z_from the edge values are kept (np.interp). Used to score against MD binned on other grids."""
+    Y, z_from, z_to = (np.asarray(a, dtype=float) for a in (Y, z_from, z_to))
+    n, p = z_from.shape
+    if Y.shape != (n, 2 * p) or z_to.ndim != 2 or z_to.shape[0] != n:
+        raise ValueError(f"regrid_profiles: Y {Y.shape}, z_from {z_from.shape}, z_to {z_to.shape} do not match "
+                         "(Y must be (N, 2 P) on z_from (N, P); z_to (N, P'))")
+    q = z_to.shape[1]
+    out = np.empty((n, 2 * q))
+    for i in range(n):
+        out[i, :q] = np.interp(z_to[i], z_from[i], Y[i, :p])
+        out[i, q:] = np.interp(z_to[i], z_from[i], Y[i, p:])
+    return out
+
+
 def z_half_widths(ds: xr.Dataset) -> dict[float, float]:
     """{h: half-width of the stored z grid} over the dataset (the grid spans [-a(h), a(h)] with 502 points)."""
     out: dict[float, float] = {}

@@ -205,20 +205,13 @@ class Surrogate:
         z = np.asarray(z, dtype=float)
         if z.ndim != 2 or z.shape[0] != len(X):
             raise ValueError(f"z must have shape (N, P) with N = {len(X)} systems, got {z.shape}")
+        from mdsurrogate.surrogate.data import regrid_profiles
+
         mean, spread = self.predict_mean_std(X, std=std)
         own = self.z_grid(X[:, 0])
         if own.shape == z.shape and np.allclose(own, z, rtol=0.0, atol=1e-9):
             return mean, spread
-
-        def on_grid(y: np.ndarray) -> np.ndarray:
-            out = np.empty((len(X), 2 * z.shape[1]))
-            for i in range(len(X)):
-                for part in range(2):
-                    out[i, part * z.shape[1]:(part + 1) * z.shape[1]] = np.interp(
-                        z[i], own[i], y[i, part * N_POINTS:(part + 1) * N_POINTS])
-            return out
-
-        return on_grid(mean), (on_grid(spread) if spread is not None else None)
+        return regrid_profiles(mean, own, z), (regrid_profiles(spread, own, z) if spread is not None else None)
 
     def predict(self, inputs: Any, allow_extrapolation: bool = False, return_std: bool = True) -> xr.Dataset:
         """Density profiles for one system or a batch.

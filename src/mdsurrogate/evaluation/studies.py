@@ -1,0 +1,139 @@
+"""Studies of the surrogate papers on a project dataset (SPEC section 4).
+
+`random_split_report`: one random test split (sun2023 "random splitting"); BaseNN and ModNN deep ensembles and the
+scikit-learn baselines trained on the same systems; every model scored on the test split and, as an external test
+set never used for training, on the authors' MD of the reference slice, interpolated onto the authors' bins.
+Optionally our own MD of a few reference systems is scored against the authors' MD too: the MD-vs-MD difference
+is the floor of any surrogate trained on our MD and scored against theirs.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import xarray as xr
+
+from mdsurrogate.evaluation.metrics import evaluate_predictions
+from mdsurrogate.surrogate.data import AUTHORS_ERROR_OVERESTIMATE, random_split, regrid_profiles, to_arrays
+
+LOSS_NAMES = {"mse": "BaseNN", "soft": "ModNN"}
+
+
+def _match(X: np.ndarray, Xq: np.ndarray) -> list[tuple[int, int]]:
+    """(i, j) pairs with X[i] == Xq[j] (inputs equal to 1e-6)."""
+    pairs = []
+    for j, x in enumerate(Xq):
+        hit = np.flatnonzero(np.all(np.abs(X - x) < 1e-6, axis=1))
+        if hit.size:
+            pairs.append((int(hit[0]), j))
+    return pairs
+
+
+def _score_sets(y_hat: np.ndarray, ref, scale: float) -> dict:
+    """Metrics against the reference with its stored errors and with errors / scale."""
+    return {"stored_errors": evaluate_predictions(ref.Y, y_hat, ref.EPS),
+            "errors_div_2.1": evaluate_predictions(ref.Y, y_hat, ref.EPS / scale)}
+
+
+def random_split_report(ds: xr.Dataset, *, members: int = 5, seed: int = 0, test_fraction: float = 0.2,
+                        losses: tuple[str, ...] = ("mse", "soft"), baselines: bool = True,
+                        reference: xr.Dataset | None = None, reference_md: xr.Dataset | None = None,
+                        config_fn: Callable | None = None, say: Callable[[str], None] = lambda m: None
+                        ) -> tuple[dict, dict]:
+    """Train and score every model on one random split of `ds`; returns (report, {loss: Surrogate}).
+
+    report["test"]: {model: metrics on the test split}; report["reference"]: {model: {"stored_errors": ...,
+    "errors_div_2.1": ...}} on `reference` (the authors' MD, scored on their own bins); report["md_check"]:
+    for the systems of `reference_md` (our MD of reference systems): our MD and each model vs the authors' MD.
+    `config_fn(loss, seed)` gives the training recipe (default: `training.default_config`).
+    """
+    from mdsurrogate.evaluation.baselines import fit_baselines
+    from mdsurrogate.surrogate.saved import fit_surrogate
+    from mdsurrogate.surrogate.training import default_config
+
+    config_fn = config_fn or (lambda loss, s: default_config(loss=loss, seed=s))
+    arrays = to_arrays(ds)
+    tr, te = random_split(len(arrays), test_fraction, seed)
+    test = arrays.take(te)
+    report: dict = {"dataset": {k: ds.attrs.get(k) for k in ("source", "source_sha256", "campaign") if k in ds.attrs},
+                    "n_systems": len(arrays), "n_train": len(tr), "n_test": len(te), "split_seed": seed,
+                    "test_fraction": test_fraction, "members": members, "test": {}, "training": {}}
+    surrogates: dict = {}
+    predictors: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {}
+    for loss in losses:
+        name = LOSS_NAMES[loss]
+        say(f"training the {name} ensemble ({members} members, {len(tr)} systems)")
+        sur, rep = fit_surrogate(ds, config_fn(loss, seed), n_members=members, n_test=test_fraction, seed=seed,
+                                 name=f"{name.lower()}-ensemble")
+        surrogates[loss] = sur
+        report["test"][f"{name} ensemble of {members}"] = rep["metrics"]["test_ensemble"]
+        report["test"][f"{name}, mean over members"] = rep["metrics"]["test_member_mean"]
+        report["training"][name] = {"train_time_s": float(sum(m["train_time_s"] for m in rep["members"])),
+                                    "best_epochs": [m["best_epoch"] for m in rep["members"]]}
+        predictors[f"{name} ensemble of {members}"] = (
+            lambda X, Z, s=sur: s.predict_on_grid(X, Z, std=False)[0])
+    if baselines:
+        say("fitting the baselines")
+        z_model = next(iter(surrogates.values())).z_grid if surrogates else (lambda h: np.linspace(
+            -1, 1, arrays.Z.shape[1])[None, :] * np.asarray(h)[:, None] / 2)
+        for name, (model, fit_s) in fit_baselines(arrays.X[tr], arrays.Y[tr], seed=seed).items():
+            y_hat = np.asarray(model.predict(test.X)).reshape(test.Y.shape)
+            report["test"][name] = {**evaluate_predictions(test.Y, y_hat, test.EPS), "fit_s": fit_s}
+            predictors[name] = (lambda X, Z, m=model: regrid_profiles(
+                np.asarray(m.predict(X)).reshape(len(X), -1), z_model(X[:, 0]), Z))
+
+    if reference is not None:
+        say("scoring on the reference (authors' MD)")
+        ref = to_arrays(reference)
+        report["reference"] = {"n_systems": len(ref), "note": "authors' MD on their own bins; "
+                               "'errors_div_2.1' divides their stored errors by 2.1 (SPEC section 2)"}
+        for name, fn in predictors.items():
+            report["reference"][name] = _score_sets(fn(ref.X, ref.Z), ref, AUTHORS_ERROR_OVERESTIMATE)
+        if reference_md is not None:
+            ours = to_arrays(reference_md)
+            pairs = _match(ref.X, ours.X)
+            if pairs:
+                idx = np.array([i for i, _ in pairs])
+                sub = ref.take(idx)
+                md = regrid_profiles(ours.Y[[j for _, j in pairs]], ours.Z[[j for _, j in pairs]], sub.Z)
+                check = {"systems": [dict(zip(("h", "c", "d_plus", "d_minus", "sigma_s"), map(float, sub.X[k])))
+                                     for k in range(len(sub))],
+                         "our MD (same controls as the dataset)": _score_sets(md, sub, AUTHORS_ERROR_OVERESTIMATE)}
+                for name, fn in predictors.items():
+                    check[name] = _score_sets(fn(sub.X, sub.Z), sub, AUTHORS_ERROR_OVERESTIMATE)
+                report["md_check"] = check
+    return report, surrogates
+
+
+def report_markdown(report: dict) -> str:
+    """The report's tables in Markdown."""
+    cols = ("E", "E_I+", "E_B+", "E_I-", "E_B-", "MSE", "E_MD", "A", "A_eps>0")
+
+    def table(rows: dict[str, dict], columns=cols) -> list[str]:
+        lines = ["| model | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+        for name, m in rows.items():
+            cells = [(f"{m[c]:.2e}" if c == "MSE" else f"{m[c]:.4f}") if c in m else "" for c in columns]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        return lines
+
+    out = [f"## Random split: {report['n_train']} training / {report['n_test']} test systems "
+           f"(seed {report['split_seed']})", ""]
+    out += table(report["test"]) + [""]
+    for name, t in report.get("training", {}).items():
+        out.append(f"- {name}: {t['train_time_s']:.0f} s of training in all, best epochs {t['best_epochs']}")
+    if "reference" in report:
+        ref = report["reference"]
+        models = [k for k in ref if isinstance(ref[k], dict)]
+        out += ["", f"## External test: the authors' MD of {ref['n_systems']} reference systems", ""]
+        out += table({m: ref[m]["stored_errors"] for m in models}, cols) + [""]
+        out += ["Success rates with the authors' errors / 2.1:", ""]
+        out += table({m: ref[m]["errors_div_2.1"] for m in models}, ("E", "A", "A_eps>0")) + [""]
+    if "md_check" in report:
+        chk = report["md_check"]
+        models = [k for k in chk if k != "systems"]
+        out += [f"## MD vs MD on {len(chk['systems'])} reference systems (our MD with the dataset's controls vs "
+                "the authors' MD)", ""]
+        out += table({m: chk[m]["stored_errors"] for m in models}, ("E", "E_I+", "E_B+", "E_I-", "E_B-", "A"))
+        out += [""]
+    return "\n".join(out) + "\n"

@@ -76,3 +76,40 @@ def test_load_error_is_clean(tmp_path):
 def test_predict_with_shipped_model(tmp_path):
     r = runner.invoke(app, ["predict", *SYSTEM, "--out", str(tmp_path / "p"), "--no-plot"])
     assert r.exit_code == 0, r.output
+
+
+def test_report_trains_scores_and_ships(tmp_path):
+    """`mdsurrogate report`: both ANN ensembles and the baselines on one split, the external reference and the
+    MD-vs-MD check. Here "our MD" is three reference systems themselves, so that check must score E = 0 and
+    succeed on exactly the points with a non-zero error bar (strict Theta)."""
+    if not REF.exists():
+        pytest.skip("authors' reference pickle not available")
+    import numpy as np
+
+    from mdsurrogate.dataset import save
+    from mdsurrogate.surrogate.data import dataset_from_authors_pickle
+    from mdsurrogate.surrogate.saved import load_surrogate
+
+    ref = dataset_from_authors_pickle(REF)
+    three = ref.isel(system=[0, 40, 80])
+    save(three, tmp_path / "ours.nc")
+    out, ship = tmp_path / "rep", tmp_path / "shipped"
+    r = runner.invoke(app, ["report", str(REF), "--out", str(out), "--members", "2", "--epochs", "30",
+                            "--reference", str(REF), "--reference-md", str(tmp_path / "ours.nc"),
+                            "--ship", str(ship)])
+    assert r.exit_code == 0, r.output
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["n_train"] + rep["n_test"] == 81 and rep["n_test"] == 16
+    assert {"BaseNN ensemble of 2", "ModNN ensemble of 2", "random forest (depth 4, 25 trees)"} <= set(rep["test"])
+    assert rep["reference"]["n_systems"] == 81
+    own = rep["md_check"]["our MD (same controls as the dataset)"]["stored_errors"]
+    eps = np.concatenate([three.n_plus_err.values, three.n_minus_err.values], axis=1)
+    assert own["E"] == 0.0 and own["A"] == pytest.approx(float(np.mean(eps > 0)))
+    assert len(rep["md_check"]["systems"]) == 3
+    assert "## External test" in (out / "report.md").read_text()
+    shipped = load_surrogate(ship)
+    assert shipped.card["metrics"]["external_test"]["stored_errors"]["E"] == \
+        rep["reference"]["BaseNN ensemble of 2"]["stored_errors"]["E"]
+    assert load_surrogate(out / "models" / "modnn").name == "modnn-ensemble"
+    bad = runner.invoke(app, ["report", str(REF), "--losses", "mse,l1"])
+    assert bad.exit_code == 2 and "--losses" in bad.output

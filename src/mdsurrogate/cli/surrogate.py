@@ -126,6 +126,7 @@ def register(app: typer.Typer) -> None:
         ship: Optional[Path] = typer.Option(None, help="also save the first ANN ensemble here (e.g. the packaged "
                                                         "src/mdsurrogate/data/surrogate_default), reference "
                                                         "metrics in its card"),
+        epochs: Optional[int] = typer.Option(None, help="max epochs (default: the default recipe's)"),
         threads: int = typer.Option(1, help="torch CPU threads"),
     ) -> None:
         """Random-split study: BaseNN/ModNN ensembles and baselines on one split, scored on the test split and
@@ -136,6 +137,13 @@ def register(app: typer.Typer) -> None:
         from mdsurrogate.io import atomic_path, write_json_atomic
         from mdsurrogate.provenance import provenance
         from mdsurrogate.surrogate.data import load_dataset
+        from mdsurrogate.surrogate.training import default_config
+
+        def config_fn(loss: str, seed_: int):
+            import dataclasses
+
+            cfg = default_config(loss=loss, seed=seed_)
+            return cfg if epochs is None else dataclasses.replace(cfg, max_epochs=epochs)
 
         torch.set_num_threads(threads)
         loss_list = [x.strip() for x in losses.split(",") if x.strip()]
@@ -148,7 +156,7 @@ def register(app: typer.Typer) -> None:
             ref_md = load_dataset(reference_md) if reference_md is not None else None
             rep, surs = random_split_report(ds, members=members, seed=seed, test_fraction=test_fraction,
                                             losses=tuple(loss_list), baselines=baselines, reference=ref,
-                                            reference_md=ref_md, say=typer.echo)
+                                            reference_md=ref_md, say=typer.echo, config_fn=config_fn)
         except (ValueError, OSError) as exc:
             _fail(str(exc))
         rep["provenance"] = provenance("torch", "scikit-learn", "xarray")

@@ -39,6 +39,18 @@ def test_states_attempts_and_events(tmp_path):
         assert led.claim_next(2).run_id == "r0"
 
 
+def test_set_order_decides_which_pending_run_starts_next(tmp_path):
+    """Listed runs first in the given order (unknown ids and repeats ignored), unlisted ones after them in their
+    previous order; only the claim order changes."""
+    with Ledger(tmp_path / "l.sqlite") as led:
+        led.add_runs(runs(5), "ctl")
+        led.set_order(["r3", "nope", "r1", "r3"])
+        assert [r.run_id for r in led.rows()] == ["r3", "r1", "r0", "r2", "r4"]
+        assert [led.claim_next(1).run_id for _ in range(3)] == ["r3", "r1", "r0"]
+        led.set_order([f"r{i}" for i in range(5)])
+        assert led.claim_next(1).run_id == "r2" and led.get("r3").state == "running"
+
+
 def test_controls_mismatch_is_refused(tmp_path):
     with Ledger(tmp_path / "l.sqlite") as led:
         led.add_runs(runs(1), '{"steps": 10}')

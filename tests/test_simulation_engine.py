@@ -139,6 +139,17 @@ def test_exploding_integration_is_caught(tmp_path):
     assert not out.exists()
 
 
+def test_failure_diagnosis_from_the_log():
+    """LAMMPS' own errors are classified: an ion pushed through a wall in one step is a blow-up, not a bug."""
+    from mdsurrogate.simulation.engine import _diagnose
+
+    wall = "ERROR on proc 0: Particle on or inside fix wall surface (src/src/fix_wall_lj126.cpp:95)"
+    assert _diagnose(f"step\n{wall}\n", 1)[0] == "blowup"
+    assert _diagnose("ERROR: Lost atoms: original 10 current 9\n", 1)[0] == "lost_atoms"
+    assert _diagnose("ERROR: Unknown pair style foo\n", 1)[0] == "lammps_error"
+    assert _diagnose("run 10\nMDSURROGATE_DONE\n", 0) is None
+
+
 def test_run_stops_once_the_requested_error_is_reached(tmp_path):
     ds = simulate(CHEAP, RunControls(time_tau=4000.0, target_rel_error=0.12, seed=3), workdir=tmp_path / "wd")
     assert ds.attrs["rel_error"] <= 0.12

@@ -111,5 +111,12 @@ def test_report_trains_scores_and_ships(tmp_path):
     assert shipped.card["metrics"]["external_test"]["stored_errors"]["E"] == \
         rep["reference"]["BaseNN ensemble of 2"]["stored_errors"]["E"]
     assert load_surrogate(out / "models" / "modnn").name == "modnn-ensemble"
-    bad = runner.invoke(app, ["report", str(REF), "--losses", "mse,l1"])
-    assert bad.exit_code == 2 and "--losses" in bad.output
+    # the ANN's test systems (card) are the report's test split, on which the baselines were scored too
+    from mdsurrogate.surrogate.data import random_split
+
+    _, te = random_split(81, 0.2, 0)
+    assert shipped.card["training_data"]["test_systems"] == [str(ref["key"].values[i]) for i in te]
+    for args, msg in ((["--losses", "mse,l1"], "--losses"), (["--test-fraction", "1"], "--test-fraction"),
+                      (["--members", "0"], "--members"), (["--reference-md", str(tmp_path / "ours.nc")], "--reference")):
+        bad = runner.invoke(app, ["report", str(REF), *args])
+        assert bad.exit_code == 2 and msg in bad.output, bad.output

@@ -191,3 +191,9 @@ def test_predict_on_grid_interpolates_to_other_bins(trained):
     np.testing.assert_allclose(wide_mean[:, 0], mean[:, 0])
     with pytest.raises(ValueError, match="z must have shape"):
         sur.predict_on_grid(X, own[:1])
+    from mdsurrogate.surrogate.data import regrid_profiles
+
+    with pytest.raises(ValueError, match="increase"):
+        regrid_profiles(mean, own[:, ::-1], own)
+    with pytest.raises(ValueError, match=r"\(N, P\)"):
+        regrid_profiles(mean, own[0], own)

@@ -21,11 +21,11 @@ import subprocess
 import sys
 import threading
 import time
-
-import numpy as np
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+
+import numpy as np
 
 from mdsurrogate.campaign.ledger import Ledger
 from mdsurrogate.campaign.spec import CampaignSpec, attempt_seed
@@ -290,9 +290,10 @@ def run_campaign(
         if spec.source:
             _save_spec_copy(root, spec)
         added = ledger.add_runs(spec.runs, spec.controls_fingerprint())
+        ids = [r.run_id for r in spec.runs]  # start order: derived from the spec's runs on every (re)start
         if ex.order == "shuffled":
-            ids = [r.run_id for r in spec.runs]
-            ledger.set_order([ids[i] for i in np.random.default_rng(ex.order_seed).permutation(len(ids))])
+            ids = [ids[i] for i in np.random.default_rng(ex.order_seed).permutation(len(ids))]
+        ledger.set_order(ids)
         ledger.set_meta("name", spec.name)
         ledger.set_meta("workers", str(workers))
         ledger.set_meta("cores_per_run", str(cores))

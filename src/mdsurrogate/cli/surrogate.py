@@ -145,6 +145,12 @@ def register(app: typer.Typer) -> None:
             cfg = default_config(loss=loss, seed=seed_)
             return cfg if epochs is None else dataclasses.replace(cfg, max_epochs=epochs)
 
+        if not 0 < test_fraction < 1:
+            _fail(f"--test-fraction must be in (0, 1), got {test_fraction}")
+        if members < 1:
+            _fail(f"--members must be >= 1, got {members}")
+        if reference_md is not None and reference is None:
+            _fail("--reference-md needs --reference (the MD it is compared with)")
         torch.set_num_threads(threads)
         loss_list = [x.strip() for x in losses.split(",") if x.strip()]
         bad = [x for x in loss_list if x not in LOSS_NAMES]
@@ -289,10 +295,22 @@ def register(app: typer.Typer) -> None:
             if split != "all":
                 if split not in ("train", "test"):
                     _fail(f"--split must be 'all', 'train' or 'test', got {split!r}")
-                keep = set(sur.card["training_data"].get(f"{split}_systems", []))
+                from mdsurrogate.campaign.spec import system_key
+                from mdsurrogate.dataset.authors_pickle import parse_key
+
+                def norm(k: str) -> str:  # 'c_1.0' (authors' files) and 'c_1' (system_key) name the same system
+                    try:
+                        return system_key(parse_key(str(k)))
+                    except ValueError:
+                        return str(k)
+
+                keep = {norm(k) for k in sur.card["training_data"].get(f"{split}_systems", [])}
                 if "key" not in ds.coords or not keep:
                     _fail(f"the card records no {split} systems by key; use --split all")
-                ds = ds.isel(system=[i for i, k in enumerate(ds["key"].values) if str(k) in keep])
+                ds = ds.isel(system=[i for i, k in enumerate(ds["key"].values) if norm(k) in keep])
+                if ds.sizes["system"] != len(keep):
+                    _fail(f"{data.name} holds {ds.sizes['system']} of the {len(keep)} {split} systems recorded in "
+                          "the card: not the dataset this surrogate was split on")
             arr = to_arrays(ds)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -238,8 +238,11 @@ def from_authors_pickle(path: str | os.PathLike, error_scale: float = 1.0):
                         "n_plus": pos[:, 1], "n_minus": neg[:, 1],
                         "n_plus_err": pos[:, 2] * error_scale, "n_minus_err": neg[:, 2] * error_scale,
                         "meta": {"preset": "authors-dataset", "source_key": key}})
+    if not records:
+        raise ValueError(f"{path}: no profiles")
     return from_profiles(records, attrs={"source": f"authors' pickle {Path(path).name}",
-                                         "error_scale": float(error_scale)})
+                                         "error_scale": float(error_scale),
+                                         "lammps_version": "unknown (the authors' MD; this import ran no LAMMPS)"})
 
 
 def authors_key(inputs: dict) -> str:

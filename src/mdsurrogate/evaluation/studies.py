@@ -15,7 +15,8 @@ import numpy as np
 import xarray as xr
 
 from mdsurrogate.evaluation.metrics import evaluate_predictions
-from mdsurrogate.surrogate.data import AUTHORS_ERROR_OVERESTIMATE, random_split, regrid_profiles, to_arrays
+from mdsurrogate.surrogate.data import (AUTHORS_ERROR_OVERESTIMATE, random_split, regrid_profiles, to_arrays,
+                                        z_half_widths)
 
 LOSS_NAMES = {"mse": "BaseNN", "soft": "ModNN"}
 
@@ -75,14 +76,20 @@ def random_split_report(ds: xr.Dataset, *, members: int = 5, seed: int = 0, test
             lambda X, Z, s=sur: s.predict_on_grid(X, Z, std=False)[0])
     if baselines:
         say("fitting the baselines")
-        z_model = next(iter(surrogates.values())).z_grid if surrogates else (lambda h: np.linspace(
-            -1, 1, arrays.Z.shape[1])[None, :] * np.asarray(h)[:, None] / 2)
+        hw = z_half_widths(ds.isel(system=tr))  # the baselines learn profiles on the training data's grids
+        hs, aw = np.array(list(hw)), np.array(list(hw.values()))
+
+        def z_model(h: np.ndarray) -> np.ndarray:
+            a = np.interp(h, hs, aw) if len(hs) > 1 else np.asarray(h) / 2 + (aw[0] - hs[0] / 2)
+            return np.asarray(a)[:, None] * np.linspace(-1.0, 1.0, arrays.Z.shape[1])[None, :]
         for name, (model, fit_s) in fit_baselines(arrays.X[tr], arrays.Y[tr], seed=seed).items():
             y_hat = np.asarray(model.predict(test.X)).reshape(test.Y.shape)
             report["test"][name] = {**evaluate_predictions(test.Y, y_hat, test.EPS), "fit_s": fit_s}
             predictors[name] = (lambda X, Z, m=model: regrid_profiles(
                 np.asarray(m.predict(X)).reshape(len(X), -1), z_model(X[:, 0]), Z))
 
+    if reference_md is not None and reference is None:
+        raise ValueError("reference_md needs reference (the MD it is compared with)")
     if reference is not None:
         say("scoring on the reference (authors' MD)")
         ref = to_arrays(reference)
@@ -93,6 +100,8 @@ def random_split_report(ds: xr.Dataset, *, members: int = 5, seed: int = 0, test
         if reference_md is not None:
             ours = to_arrays(reference_md)
             pairs = _match(ref.X, ours.X)
+            if not pairs:
+                say("warning: no system of the reference MD check is in the reference; MD check skipped")
             if pairs:
                 idx = np.array([i for i, _ in pairs])
                 sub = ref.take(idx)

@@ -124,10 +124,16 @@ def random_split(n: int, n_test: int | float, seed: int) -> tuple[np.ndarray, np
 
 def regrid_profiles(Y: np.ndarray, z_from: np.ndarray, z_to: np.ndarray) -> np.ndarray:
     """Profiles Y (N, 2 P) = [n+, n-] on the grids z_from (N, P) interpolated linearly to z_to (N, P'), returning
-    (N, 2 P'); outside z_from the edge values are kept (np.interp). Used to score against MD binned on other grids."""
+    (N, 2 P'); outside z_from the edge values are kept (np.interp): at the walls both grids end in the excluded
+    layer where the densities vanish, e.g. the authors' a(4.0 nm) = 2.0024 nm vs h/2 = 2.0 nm, one point.
+    Used to score against MD binned on other grids."""
     Y, z_from, z_to = (np.asarray(a, dtype=float) for a in (Y, z_from, z_to))
+    if z_from.ndim != 2 or z_to.ndim != 2:
+        raise ValueError(f"regrid_profiles: z_from and z_to must be (N, P) arrays, got {z_from.shape}, {z_to.shape}")
+    if not np.all(np.diff(z_from, axis=1) > 0):
+        raise ValueError("regrid_profiles: every row of z_from must increase strictly")
     n, p = z_from.shape
-    if Y.shape != (n, 2 * p) or z_to.ndim != 2 or z_to.shape[0] != n:
+    if Y.shape != (n, 2 * p) or z_to.shape[0] != n:
         raise ValueError(f"regrid_profiles: Y {Y.shape}, z_from {z_from.shape}, z_to {z_to.shape} do not match "
                          "(Y must be (N, 2 P) on z_from (N, P); z_to (N, P'))")
     q = z_to.shape[1]

@@ -174,5 +174,8 @@ def test_shipped_campaign_specs():
     precise = load_spec(ROOT / "campaigns" / "precise_test_set.toml")
     assert 24 <= len(precise.systems) <= 60
     assert precise.controls["steps"] >= 3 * main.controls["steps"]
+    check = load_spec(ROOT / "campaigns" / "reference_check.toml")  # the MD-vs-MD floor needs the same controls
+    assert check.controls == main.controls and check.seeds == main.seeds
+    assert all(r.inputs["d_plus"] == r.inputs["d_minus"] == 0.415 for r in check.runs)
     for path in sorted((ROOT / "campaigns").glob("*.toml")):
         load_spec(path)

@@ -144,17 +144,6 @@ def test_save_overwrites_atomically(trained, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-@pytest.mark.skipif(not (default_surrogate_path() / "card.json").exists(), reason="no shipped surrogate yet")
-def test_shipped_surrogate_loads_and_is_small():
-    sur = load_surrogate()
-    size = sum(p.stat().st_size for p in default_surrogate_path().iterdir())
-    assert size < 8 * 2**20
-    out = sur.predict(SYSTEM)
-    assert out.sizes["point"] == 502 and 0.3 < float(out.n_plus.isel(point=slice(200, 300)).mean()) < 0.8
-    with pytest.raises(ExtrapolationError, match="d_minus"):
-        sur.predict({**SYSTEM, "d_minus": 0.6})
-
-
 def test_float32_inputs_on_a_single_valued_range_are_accepted(trained):
     _, sur, _ = trained
     x = np.array([[SYSTEM[k] for k in ("h", "c", "d_plus", "d_minus", "sigma_s")]], dtype=np.float32)

@@ -11,6 +11,17 @@ from mdsurrogate.io import atomic_path
 from mdsurrogate.simulation.system import INPUT_NAMES, PAPER_GRID
 
 
+def _save(fig, path: Path, dpi: int) -> Path:
+    """Lay out, write atomically as PNG, close; returns the path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+    return path
+
+
 def summary_figures(ds, directory: str | Path) -> list[Path]:
     """Write errors.png (median relative standard error per run, and its dependence on c) and coverage.png
     (number of runs for every pair of inputs on the papers' grid values). Returns the paths."""
@@ -30,12 +41,7 @@ def summary_figures(ds, directory: str | Path) -> list[Path]:
     axes[1].scatter(ds["c"].values, rel, s=8, alpha=0.6)
     axes[1].set(xlabel="c (M)", ylabel="median relative standard error")
     fig.suptitle(f"{ds.sizes['system']} runs")
-    fig.tight_layout()
-    path = directory / "errors.png"
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    out.append(path)
+    out.append(_save(fig, directory / "errors.png", dpi=100))
 
     pairs = list(itertools.combinations(INPUT_NAMES, 2))
     fig, axes = plt.subplots(2, 5, figsize=(18, 7))
@@ -52,10 +58,5 @@ def summary_figures(ds, directory: str | Path) -> list[Path]:
         ax.set(xlabel=a, ylabel=b)
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.suptitle("runs per pair of grid values")
-    fig.tight_layout()
-    path = directory / "coverage.png"
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
-    out.append(path)
+    out.append(_save(fig, directory / "coverage.png", dpi=90))
     return out

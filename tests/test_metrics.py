@@ -88,6 +88,26 @@ def test_md_noise_floor_is_the_error_of_the_exact_profiles():
         M.md_noise_floor(-eps)
 
 
+def test_error_bar_calibration_detects_wrong_error_bars():
+    """Two runs with noise of the stated size: z has unit variance (within_1 ~ 0.683); if the stated errors are
+    half the real noise, z_rms ~ 2 and within_1 ~ 0.383. Zero-error points are left out."""
+    rng = np.random.default_rng(5)
+    truth = rng.random((300, 200))
+    eps_a, eps_b = 0.02 + 0.03 * rng.random(truth.shape), 0.01 + 0.01 * rng.random(truth.shape)
+    eps_a[:, :3] = eps_b[:, :3] = 0.0
+    y_a = truth + eps_a * rng.standard_normal(truth.shape)
+    y_b = truth + eps_b * rng.standard_normal(truth.shape)
+    good = M.error_bar_calibration(y_a, eps_a, y_b, eps_b)
+    assert good["n_points"] == 300 * 197
+    assert good["within_1"] == pytest.approx(0.683, abs=0.01) and good["within_2"] == pytest.approx(0.954, abs=0.01)
+    assert good["z_rms"] == pytest.approx(1.0, abs=0.02)
+    assert good["E_between"] == pytest.approx(good["E_expected"], rel=0.03)
+    bad = M.error_bar_calibration(y_a, eps_a / 2, y_b, eps_b / 2)
+    assert bad["z_rms"] == pytest.approx(2.0, abs=0.04) and bad["within_1"] == pytest.approx(0.383, abs=0.01)
+    with pytest.raises(ValueError, match="zero"):
+        M.error_bar_calibration(y_a, 0 * eps_a, y_b, 0 * eps_b)
+
+
 def test_speedup_equations():
     # eq. 4 with the papers' times; t_p -> 0 reproduces eq. 5
     s = S.speedup(n_predictions=4050, t_seq=24.0, t_p=0.0, n_train=1550, t_train=3.5)

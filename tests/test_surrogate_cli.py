@@ -81,7 +81,9 @@ def test_predict_with_shipped_model(tmp_path):
 def test_report_trains_scores_and_ships(tmp_path):
     """`mdsurrogate report`: both ANN ensembles and the baselines on one split, the external reference and the
     MD-vs-MD check. Here "our MD" is three reference systems themselves, so that check must score E = 0 and
-    succeed on exactly the points with a non-zero error bar (strict Theta)."""
+    succeed on exactly the points with a non-zero error bar (strict Theta). The "precise set" is three systems
+    re-drawn with noise of their own error bars (two from the test split, one from training): two are unseen, and
+    the error-bar check must find z of variance 1/2 (|z| < 1 on P(|g| < sqrt 2) = 0.843)."""
     if not REF.exists():
         pytest.skip("authors' reference pickle not available")
     import numpy as np
@@ -93,10 +95,18 @@ def test_report_trains_scores_and_ships(tmp_path):
     ref = dataset_from_authors_pickle(REF)
     three = ref.isel(system=[0, 40, 80])
     save(three, tmp_path / "ours.nc")
+    from mdsurrogate.surrogate.data import random_split
+
+    tr, te = random_split(81, 0.2, 0)
+    precise = ref.isel(system=[int(te[0]), int(te[1]), int(tr[0])]).copy(deep=True)
+    rng = np.random.default_rng(3)
+    for v in ("n_plus", "n_minus"):
+        precise[v] = precise[v] + precise[f"{v}_err"] * rng.standard_normal(precise[v].shape)
+    save(precise, tmp_path / "precise.nc")
     out, ship = tmp_path / "rep", tmp_path / "shipped"
     r = runner.invoke(app, ["report", str(REF), "--out", str(out), "--members", "2", "--epochs", "30",
                             "--reference", str(REF), "--reference-md", str(tmp_path / "ours.nc"),
-                            "--ship", str(ship)])
+                            "--precise", str(tmp_path / "precise.nc"), "--ship", str(ship)])
     assert r.exit_code == 0, r.output
     rep = json.loads((out / "report.json").read_text())
     assert rep["n_train"] + rep["n_test"] == 81 and rep["n_test"] == 16
@@ -107,14 +117,17 @@ def test_report_trains_scores_and_ships(tmp_path):
     assert own["E"] == 0.0 and own["A"] == pytest.approx(float(np.mean(eps > 0)))
     assert len(rep["md_check"]["systems"]) == 3
     assert "## External test" in (out / "report.md").read_text()
+    pre = rep["precise"]
+    assert pre["n_systems"] == 3 and pre["n_unseen"] == 2 and "BaseNN ensemble of 2" in pre["unseen"]
+    assert pre["replica_check"]["n_systems"] == 3
+    assert pre["replica_check"]["within_1"] == pytest.approx(0.843, abs=0.04)
+    assert "## Error bars" in (out / "report.md").read_text()
     shipped = load_surrogate(ship)
     assert shipped.card["metrics"]["external_test"]["stored_errors"]["E"] == \
         rep["reference"]["BaseNN ensemble of 2"]["stored_errors"]["E"]
     assert load_surrogate(out / "models" / "modnn").name == "modnn-ensemble"
+    assert shipped.card["metrics"]["precise_test"]["n_systems"] == 2
     # the ANN's test systems (card) are the report's test split, on which the baselines were scored too
-    from mdsurrogate.surrogate.data import random_split
-
-    _, te = random_split(81, 0.2, 0)
     assert shipped.card["training_data"]["test_systems"] == [str(ref["key"].values[i]) for i in te]
     for args, msg in ((["--losses", "mse,l1"], "--losses"), (["--test-fraction", "1"], "--test-fraction"),
                       (["--members", "0"], "--members"), (["--reference-md", str(tmp_path / "ours.nc")], "--reference")):

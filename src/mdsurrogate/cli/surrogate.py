@@ -123,6 +123,9 @@ def register(app: typer.Typer) -> None:
         reference: Optional[Path] = typer.Option(None, help="external test set: the authors' pickle (or NetCDF)"),
         reference_md: Optional[Path] = typer.Option(None, help="our MD of reference systems (NetCDF), scored "
                                                                 "against the reference as the MD-vs-MD floor"),
+        precise: Optional[Path] = typer.Option(None, help="precise test set (NetCDF of longer runs of the same "
+                                                           "engine): scored where unseen, error-bar check where "
+                                                           "shared with DATA"),
         ship: Optional[Path] = typer.Option(None, help="also save the first ANN ensemble here (e.g. the packaged "
                                                         "src/mdsurrogate/data/surrogate_default), reference "
                                                         "metrics in its card"),
@@ -160,20 +163,26 @@ def register(app: typer.Typer) -> None:
             ds = load_dataset(data)
             ref = load_dataset(reference) if reference is not None else None
             ref_md = load_dataset(reference_md) if reference_md is not None else None
+            pre = load_dataset(precise) if precise is not None else None
             rep, surs = random_split_report(ds, members=members, seed=seed, test_fraction=test_fraction,
                                             losses=tuple(loss_list), baselines=baselines, reference=ref,
-                                            reference_md=ref_md, say=typer.echo, config_fn=config_fn)
+                                            reference_md=ref_md, precise=pre, say=typer.echo, config_fn=config_fn)
         except (ValueError, OSError) as exc:
             _fail(str(exc))
         rep["provenance"] = provenance("torch", "scikit-learn", "xarray")
         rep["data"] = str(data)
         rep["reference_file"] = str(reference) if reference is not None else None
+        rep["precise_file"] = str(precise) if precise is not None else None
         out.mkdir(parents=True, exist_ok=True)
         for loss, sur in surs.items():
             name = LOSS_NAMES[loss]
             if "reference" in rep:
                 sur.card["metrics"]["external_test"] = {
                     "data": str(reference.name), **rep["reference"][f"{name} ensemble of {members}"]}
+            if rep.get("precise", {}).get("unseen"):
+                sur.card["metrics"]["precise_test"] = {
+                    "data": str(precise.name), "n_systems": rep["precise"]["n_unseen"],
+                    **rep["precise"]["unseen"][f"{name} ensemble of {members}"]}
             sur.save(out / "models" / name.lower())
         write_json_atomic(out / "report.json", rep)
         with atomic_path(out / "report.md") as tmp:

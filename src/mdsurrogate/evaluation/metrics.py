@@ -115,6 +115,27 @@ def md_noise_floor(eps: np.ndarray) -> float:
     return float(np.mean(np.sqrt(np.mean(eps ** 2, axis=0))))
 
 
+def error_bar_calibration(y_a: np.ndarray, eps_a: np.ndarray, y_b: np.ndarray, eps_b: np.ndarray
+                          ) -> dict[str, float]:
+    """Check MD error bars with two independent runs of the same systems: z = (y_a - y_b) / (eps_a^2 + eps_b^2)^(1/2).
+
+    With correct (Gaussian) standard errors z has unit variance: `within_1` = share of |z| < 1 ~ 0.683,
+    `within_2` ~ 0.954, `z_rms` ~ 1. Errors that are too small give z_rms > 1 and within_1 < 0.683. Points where
+    both errors are zero (empty bins next to the walls) are left out. Also `E_between` (E of eq. 3 between the two
+    runs) and `E_expected` (the E_MD of the combined errors, which E_between should match)."""
+    y_a, eps_a, y_b, eps_b = _as_2d(y_a, eps_a, y_b, eps_b)
+    if np.any(eps_a < 0) or np.any(eps_b < 0):
+        raise ValueError("MD error bars eps must be >= 0")
+    sigma = np.sqrt(eps_a ** 2 + eps_b ** 2)
+    ok = sigma > 0
+    if not ok.any():
+        raise ValueError("every error bar is zero: nothing to calibrate")
+    z = (y_a - y_b)[ok] / sigma[ok]
+    return {"n_points": int(ok.sum()), "within_1": float(np.mean(np.abs(z) < 1)),
+            "within_2": float(np.mean(np.abs(z) < 2)), "z_rms": float(np.sqrt(np.mean(z ** 2))),
+            "E_between": overall_rmse(y_a, y_b), "E_expected": md_noise_floor(sigma)}
+
+
 def evaluate_predictions(y: np.ndarray, y_hat: np.ndarray, eps: np.ndarray | None = None,
                          n_interface: int = N_INTERFACE) -> dict[str, float]:
     """All summary metrics in one flat dict: E, MSE, E_I+/E_B+/E_I-/E_B- and (with eps) the MD noise floor E_MD

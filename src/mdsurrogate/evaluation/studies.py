@@ -4,7 +4,10 @@
 scikit-learn baselines trained on the same systems; every model scored on the test split and, as an external test
 set never used for training, on the authors' MD of the reference slice, interpolated onto the authors' bins.
 Optionally our own MD of a few reference systems is scored against the authors' MD too: the MD-vs-MD difference
-is the floor of any surrogate trained on our MD and scored against theirs.
+is the floor of any surrogate trained on our MD and scored against theirs. Optionally a precise test set (the same
+engine, runs several times longer): every model is scored on its systems that were not used for training (labels
+with smaller errors, so E comes closer to the model's own error), and the systems it shares with the dataset check
+the dataset's error bars (`error_bar_calibration`: two independent runs of one system).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Callable
 import numpy as np
 import xarray as xr
 
-from mdsurrogate.evaluation.metrics import evaluate_predictions
+from mdsurrogate.evaluation.metrics import error_bar_calibration, evaluate_predictions
 from mdsurrogate.surrogate.data import (AUTHORS_ERROR_OVERESTIMATE, random_split, regrid_profiles, to_arrays,
                                         z_half_widths)
 
@@ -40,13 +43,15 @@ def _score_sets(y_hat: np.ndarray, ref, scale: float) -> dict:
 def random_split_report(ds: xr.Dataset, *, members: int = 5, seed: int = 0, test_fraction: float = 0.2,
                         losses: tuple[str, ...] = ("mse", "soft"), baselines: bool = True,
                         reference: xr.Dataset | None = None, reference_md: xr.Dataset | None = None,
-                        config_fn: Callable | None = None, say: Callable[[str], None] = lambda m: None
+                        precise: xr.Dataset | None = None, config_fn: Callable | None = None, say: Callable[[str], None] = lambda m: None
                         ) -> tuple[dict, dict]:
     """Train and score every model on one random split of `ds`; returns (report, {loss: Surrogate}).
 
     report["test"]: {model: metrics on the test split}; report["reference"]: {model: {"stored_errors": ...,
     "errors_div_2.1": ...}} on `reference` (the authors' MD, scored on their own bins); report["md_check"]:
-    for the systems of `reference_md` (our MD of reference systems): our MD and each model vs the authors' MD.
+    for the systems of `reference_md` (our MD of reference systems): our MD and each model vs the authors' MD;
+    report["precise"]: every model on the systems of `precise` outside the training split ("unseen") and the
+    error-bar check on the systems `precise` shares with `ds` ("replica_check").
     `config_fn(loss, seed)` gives the training recipe (default: `training.default_config`).
     """
     from mdsurrogate.evaluation.baselines import fit_baselines
@@ -112,7 +117,31 @@ def random_split_report(ds: xr.Dataset, *, members: int = 5, seed: int = 0, test
                 for name, fn in predictors.items():
                     check[name] = _score_sets(fn(sub.X, sub.Z), sub, AUTHORS_ERROR_OVERESTIMATE)
                 report["md_check"] = check
+    if precise is not None:
+        report["precise"] = _precise_section(arrays, tr, to_arrays(precise), predictors, say)
     return report, surrogates
+
+
+def _precise_section(arrays, tr: np.ndarray, pre, predictors: dict, say: Callable[[str], None]) -> dict:
+    """Scores on the precise systems outside the training split; error-bar check on the shared systems."""
+    say("scoring on the precise test set")
+    seen = {j for _, j in _match(arrays.X[tr], pre.X)}
+    unseen = np.array([j for j in range(len(pre)) if j not in seen], dtype=int)
+    sec: dict = {"n_systems": len(pre), "n_unseen": int(unseen.size), "E_MD_precise": None, "unseen": {}}
+    if unseen.size:
+        sub = pre.take(unseen)
+        sec["E_MD_precise"] = evaluate_predictions(sub.Y, sub.Y, sub.EPS)["E_MD"]
+        for name, fn in predictors.items():
+            sec["unseen"][name] = evaluate_predictions(sub.Y, fn(sub.X, sub.Z), sub.EPS)
+    pairs = _match(arrays.X, pre.X)
+    if pairs:
+        a = arrays.take(np.array([i for i, _ in pairs]))
+        b = pre.take(np.array([j for _, j in pairs]))
+        y_b, eps_b = b.Y, b.EPS
+        if a.Z.shape != b.Z.shape or not np.allclose(a.Z, b.Z):
+            y_b, eps_b = regrid_profiles(b.Y, b.Z, a.Z), regrid_profiles(b.EPS, b.Z, a.Z)
+        sec["replica_check"] = {"n_systems": len(pairs), **error_bar_calibration(a.Y, a.EPS, y_b, eps_b)}
+    return sec
 
 
 def report_markdown(report: dict) -> str:
@@ -145,4 +174,16 @@ def report_markdown(report: dict) -> str:
                 "the authors' MD)", ""]
         out += table({m: chk[m]["stored_errors"] for m in models}, ("E", "E_I+", "E_B+", "E_I-", "E_B-", "A"))
         out += [""]
+    if "precise" in report:
+        pre = report["precise"]
+        if pre["unseen"]:
+            out += [f"## Precise test set: {pre['n_unseen']} of its {pre['n_systems']} systems were not used for "
+                    f"training (their E_MD {pre['E_MD_precise']:.4f})", ""]
+            out += table(pre["unseen"]) + [""]
+        if "replica_check" in pre:
+            rc = pre["replica_check"]
+            out += [f"## Error bars: the dataset's runs vs the precise runs of the same {rc['n_systems']} systems",
+                    "", f"|z| < 1 on {rc['within_1']:.3f} of {rc['n_points']} points (0.683 if the error bars are "
+                    f"right), |z| < 2 on {rc['within_2']:.3f} (0.954), rms z {rc['z_rms']:.2f} (1); E between the "
+                    f"runs {rc['E_between']:.4f}, expected from their errors {rc['E_expected']:.4f}.", ""]
     return "\n".join(out) + "\n"

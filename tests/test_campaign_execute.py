@@ -136,8 +136,12 @@ max_attempts = 1
     assert res.exit_code == 0 and "failed 2" in res.output and "lost atoms" in res.output and "ETA" in res.output
     st = json.loads(r.invoke(app, ["campaign", "status", str(tmp_path / "camp"), "--json"]).output)
     assert st["counts"]["done"] == 2
-    res = r.invoke(app, ["campaign", "consolidate", str(tmp_path / "camp")])
+    res = r.invoke(app, ["campaign", "consolidate", str(tmp_path / "camp"), "--figures", str(tmp_path / "fig")])
     assert res.exit_code == 0, res.output
+    assert "2 systems" in res.output and "core-hours" in res.output
+    info = json.loads((tmp_path / "fig" / "summary.json").read_text())
+    assert info["n_runs"] == 2 and info["runs_per_value"]["h"] == {"4": 1, "4.4": 1} and info["seeds"] == [1]
+    assert (tmp_path / "fig" / "coverage.png").exists() and "git_commit" in info["provenance"]
     from mdsurrogate.dataset import load
 
     ds = load(tmp_path / "camp" / "dataset.nc")

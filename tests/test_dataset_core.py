@@ -169,3 +169,32 @@ def test_summary_figures_count_runs_per_grid_pair(tmp_path):
     assert [p.name for p in paths] == ["errors.png", "coverage.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
     assert np.isclose(ds["rel_error"].median(), 0.03)
+
+
+def test_summary_counts_compute_errors_and_replicas():
+    """core-hours = sum(wall x ranks) / 3600 (the ledger's wall time when present); replicas of one system count
+    once as a system; E_MD is the RMS error bar of a point."""
+    import numpy as np
+    import xarray as xr
+
+    from mdsurrogate.dataset import summary
+
+    err = np.full((3, 4), 0.02)
+    err[2] = 0.04
+    ds = xr.Dataset({"h": ("system", [4.0, 4.0, 4.4]), "c": ("system", [0.1, 0.1, 2.0]),
+                     "d_plus": ("system", [0.2, 0.2, 0.63]), "d_minus": ("system", [0.2, 0.2, 0.63]),
+                     "sigma_s": ("system", [-0.01, -0.01, -0.02]), "rel_error": ("system", [0.02, 0.03, 0.05]),
+                     "wall_time_s": ("system", [100.0, 100.0, 100.0]),
+                     "ledger_wall_s": ("system", [1800.0, 3600.0, 1800.0]), "mpi_ranks": ("system", [1, 1, 2]),
+                     "seed": ("system", [1, 2, 1]),
+                     "n_plus_err": (("system", "point"), err), "n_minus_err": (("system", "point"), err)})
+    s = summary(ds)
+    assert s["n_runs"] == 3 and s["n_systems"] == 2 and s["seeds"] == [1, 2]
+    assert s["core_hours"] == pytest.approx(2.5) and s["wall_s_mean"] == pytest.approx(2400.0)
+    assert s["rel_error_median"] == pytest.approx(0.03)
+    assert s["E_MD"] == pytest.approx(np.sqrt((2 * 0.02 ** 2 + 0.04 ** 2) / 3))
+    assert s["runs_per_value"]["h"] == {"4": 2, "4.4": 1} and s["runs_per_value"]["sigma_s"] == {"-0.02": 1, "-0.01": 2}
+    # without the engine's rel_error, the same formula on the stored profiles (err / n = 0.02 / 1 and 0.04 / 2)
+    plain = ds.drop_vars("rel_error").assign(n_plus=(("system", "point"), np.ones((3, 4))),
+                                             n_minus=(("system", "point"), np.full((3, 4), 2.0)))
+    assert summary(plain)["rel_error_median"] == pytest.approx(0.02)

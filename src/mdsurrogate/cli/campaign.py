@@ -125,8 +125,10 @@ def _fmt_s(s: float) -> str:
 def consolidate(
     directory: Path = typer.Argument(..., help="campaign directory, or its spec file"),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="dataset file (default <dir>/dataset.nc)"),
+    figures: Optional[Path] = typer.Option(None, "--figures", help="also write the summary figures and "
+                                                                   "summary.json (compute, errors, coverage) here"),
 ) -> None:
-    """Gather every finished run into one NetCDF dataset."""
+    """Gather every finished run into one NetCDF dataset; print its summary (runs, core-hours, errors)."""
     from mdsurrogate.campaign.execute import campaign_dir  # noqa: PLC0415
     from mdsurrogate.dataset import consolidate as _consolidate  # noqa: PLC0415
 
@@ -137,7 +139,21 @@ def consolidate(
         ds = _consolidate(directory, out)
     except (FileNotFoundError, RuntimeError, ValueError) as exc:
         _fail(str(exc))
+    from mdsurrogate.dataset import summary  # noqa: PLC0415
+
     typer.echo(f"wrote {out}: {ds.sizes['system']} runs x {ds.sizes['point']} points")
+    info = summary(ds)
+    typer.echo(f"{info['n_systems']} systems, {info['core_hours']:.2f} core-hours ({info['wall_s_mean']:.0f} s per "
+               f"run), median relative error {info['rel_error_median']:.3f} (90 % below "
+               f"{info['rel_error_p90']:.3f}), E_MD {info['E_MD']:.4f} M")
+    if figures is not None:
+        from mdsurrogate.dataset.figures import summary_figures  # noqa: PLC0415
+        from mdsurrogate.io import write_json_atomic  # noqa: PLC0415
+        from mdsurrogate.provenance import provenance  # noqa: PLC0415
+
+        paths = summary_figures(ds, figures)
+        write_json_atomic(figures / "summary.json", {"dataset": str(out), **info, "provenance": provenance()})
+        typer.echo(f"wrote {', '.join(str(p) for p in paths)} and {figures / 'summary.json'}")
 
 
 @campaign_app.command("export")

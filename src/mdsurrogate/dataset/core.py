@@ -128,6 +128,52 @@ def consolidate(directory: str | os.PathLike, out: str | os.PathLike | None = No
     return ds
 
 
+def run_rel_errors(ds) -> np.ndarray:
+    """Median relative standard error of each run (the worse of n+ and n-): the engine's stored `rel_error`, or the
+    same formula (`simulation.profiles.relative_error`) on the stored profiles where a dataset lacks it."""
+    if "rel_error" in ds:
+        return np.asarray(ds["rel_error"].values, dtype=float)
+    from mdsurrogate.simulation.profiles import relative_error  # noqa: PLC0415
+
+    return np.array([max(relative_error(ds["n_plus"].values[i], ds["n_plus_err"].values[i]),
+                         relative_error(ds["n_minus"].values[i], ds["n_minus_err"].values[i]))
+                     for i in range(ds.sizes["system"])])
+
+
+def summary(ds) -> dict:
+    """The numbers a dataset's README states: runs, compute (core-hours = sum of wall time x MPI ranks), the
+    median and 90th-percentile relative standard error of a run (`rel_error`), the RMS standard error of a density
+    point (E_MD, the noise floor of a surrogate scored on these labels), runs per value of every input, run
+    lengths, seeds and engine versions."""
+    from mdsurrogate.evaluation.metrics import md_noise_floor  # noqa: PLC0415
+
+    n = ds.sizes["system"]
+    wall_name = next((v for v in ("ledger_wall_s", "wall_time_s") if v in ds), None)  # ledger: whole run
+    wall = np.asarray(ds[wall_name].values, dtype=float) if wall_name else np.full(n, np.nan)
+    ranks = np.asarray(ds["mpi_ranks"].values, dtype=float) if "mpi_ranks" in ds else np.ones(n)
+    rel = run_rel_errors(ds)
+    eps = np.concatenate([ds["n_plus_err"].values, ds["n_minus_err"].values], axis=1)
+
+    def distinct(name):
+        return sorted({str(v) for v in np.asarray(ds[name].values).ravel()}) if name in ds else []
+    return {
+        "n_runs": int(n),
+        "n_systems": int(len({tuple(x) for x in np.round(inputs_array(ds), 6)})),
+        "core_hours": float(np.nansum(wall * ranks) / 3600.0),
+        "wall_s_mean": float(np.nanmean(wall)), "wall_s_min": float(np.nanmin(wall)),
+        "wall_s_max": float(np.nanmax(wall)),
+        "rel_error_median": float(np.nanmedian(rel)), "rel_error_p90": float(np.nanpercentile(rel, 90)),
+        "E_MD": md_noise_floor(eps),
+        "runs_per_value": {k: {f"{v:g}": int(np.sum(np.isclose(ds[k].values, v)))
+                               for v in np.unique(np.round(ds[k].values, 6))} for k in INPUT_NAMES},
+        "equilibration_steps": [int(x) for x in distinct("equilibration_steps")],
+        "production_steps": [int(x) for x in distinct("production_steps")],
+        "seeds": [int(x) for x in distinct("seed")],
+        "lammps_version": distinct("lammps_version"), "mdsurrogate_version": distinct("mdsurrogate_version"),
+        "git_commits": distinct("git_commit"),
+    }
+
+
 def _scalar(v):
     if isinstance(v, np.ndarray):
         return v.item() if v.size == 1 else None

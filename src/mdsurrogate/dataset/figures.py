@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mdsurrogate.dataset.core import run_rel_errors
 from mdsurrogate.io import atomic_path
 from mdsurrogate.simulation.system import INPUT_NAMES, PAPER_GRID
 
@@ -32,7 +33,7 @@ def summary_figures(ds, directory: str | Path) -> list[Path]:
 
     directory = Path(directory)
     out = []
-    rel = np.asarray(ds["rel_error"].values, dtype=float)
+    rel = run_rel_errors(ds)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     axes[0].hist(rel, bins=30, color="tab:blue")
     axes[0].axvline(np.median(rel), color="k", ls="--", label=f"median {np.median(rel):.3f}")

@@ -16,12 +16,12 @@ from mdsurrogate.cli import app
 SYNTH = "mdsurrogate.campaign.synthetic:simulate"
 
 
-def small_spec(seeds=(1,), n_c=2, **execution):
+def small_spec(seeds=(1,), n_c=2, steps=1000, **execution):
     return parse_spec({
         "campaign": {"name": "t"},
         "design": [{"type": "grid", "h": [4.0], "c": [0.5, 1.0][:n_c], "d_plus": 0.415, "d_minus": [0.2, 0.415],
                     "sigma_s": -0.01}],
-        "controls": {"steps": 1000, "seeds": list(seeds)},
+        "controls": {"steps": steps, "seeds": list(seeds)},
         "execution": {"workers": 2, **execution},
     })
 
@@ -106,6 +106,26 @@ def test_shuffled_order_makes_every_piece_a_random_subsample(tmp_path):
         started = [e["run_id"] for e in led.events() if e["state"] == "running"]
     assert started == expected[:8] and started != ids[:8]
     assert {spec.runs[ids.index(r)].inputs["h"] for r in started[:4]} != {4.0}
+
+
+def test_n_runs_at_a_time_with_m_cores_each(tmp_path):
+    """workers = N, cores_per_run = M: every run gets M MPI ranks and at most N run at once."""
+    from mdsurrogate.dataset import consolidate
+
+    spec = small_spec(steps=20_000, workers=2, cores_per_run=2)  # 2 s per run: long enough to overlap
+    s = run_campaign(spec, tmp_path, run_fn=SYNTH)
+    assert s.done == 4
+    ds = consolidate(tmp_path)
+    assert set(ds["mpi_ranks"].values) == {2}
+    events = sorted([(t, 1) for t in ds["t_start"].values] + [(t, -1) for t in ds["t_end"].values],
+                    key=lambda e: (e[0], e[1]))
+    running = np.cumsum([d for _, d in events])
+    assert running.max() == 2  # two at a time, never three (and the pool was used)
+    run_campaign(small_spec(n_c=1), tmp_path / "one", run_fn=SYNTH, workers=1, cores_per_run=3)
+    ds1 = consolidate(tmp_path / "one")
+    assert set(ds1["mpi_ranks"].values) == {3}
+    order = np.argsort(ds1["t_start"].values)
+    assert np.all(ds1["t_start"].values[order][1:] >= ds1["t_end"].values[order][:-1])  # one at a time
 
 
 def test_cli_run_status_consolidate_export(tmp_path):

@@ -3,7 +3,14 @@ SLURM/PBS configurations built (not submitted)."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import textwrap
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +20,7 @@ from mdsurrogate.campaign.ledger import Ledger
 from mdsurrogate.campaign.parsl_configs import pbs_config, resolve_config, slurm_config
 from mdsurrogate.campaign.spec import parse_spec
 
-parsl = pytest.importorskip("parsl")
+import parsl  # noqa: F401  (a required dependency: a broken install must fail here, not skip)
 
 
 def _spec(run_engine: bool):
@@ -88,3 +95,107 @@ def test_cluster_configs_build_with_srun_and_mpiexec_launchers(tmp_path):
     assert cfg.executors[0].max_workers_per_node == 16
     with pytest.raises(ValueError, match="parsl_config"):
         resolve_config("nowhere.py")
+    # a wrong config name is refused before the campaign directory or its ledger exists
+    with pytest.raises(ValueError, match="parsl_config"):
+        run_campaign(_spec(run_engine=False), tmp_path / "camp", parsl_config="slurm")
+    assert not (tmp_path / "camp").exists()
+
+
+def _worker_pids(marker: str) -> set[int]:
+    """Live campaign worker processes (`python -m mdsurrogate.campaign.worker`) of the campaign `marker`."""
+    from test_campaign_crash import _campaign_procs
+
+    out = set()
+    for pid in _campaign_procs(marker):
+        try:
+            if b"mdsurrogate.campaign.worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                out.add(pid)
+        except OSError:
+            pass
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def test_worker_stops_when_its_supervisor_heartbeat_goes_stale(tmp_path):
+    """The watchdog of a run whose supervisor stopped beating (no new beat for stale_s) kills the run."""
+    hb = tmp_path / "supervisor.json"
+    hb.write_text(json.dumps({"token": "t1", "beat": 1}))
+    task = {"run_id": "r", "inputs": {"h": 4.0, "c": 0.5, "d_plus": 0.415, "d_minus": 0.415, "sigma_s": -0.01},
+            "seed": 1, "controls": {"steps": 300_000}, "cores": 1, "run_fn": "mdsurrogate.campaign.synthetic:simulate",
+            "out": str(tmp_path / "r.nc"), "workdir": str(tmp_path / "w"), "status": str(tmp_path / "status.json"),
+            "supervisor": {"heartbeat": str(hb), "token": "t1", "stale_s": 2.0}}
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "mdsurrogate.campaign.worker", json.dumps(task)],
+                          capture_output=True, text=True, timeout=60, start_new_session=True)
+    assert proc.returncode in (-9, 137) and "no supervisor heartbeat" in proc.stderr
+    assert time.monotonic() - t0 < 20  # the run itself would take 30 s
+    assert not (tmp_path / "r.nc").exists()
+
+
+def test_runs_of_a_killed_supervisor_stop_when_another_takes_over(tmp_path):
+    """Parsl's workers are not children of the supervisor: after it is SIGKILLed its runs go on. The resumed
+    supervisor (new heartbeat token) resubmits them, and the old copies must stop at once instead of running
+    alongside; every run then ends exactly once, written by the new workers."""
+    camp = tmp_path / "camp"
+    spec_file = tmp_path / "p.toml"
+    spec_file.write_text(textwrap.dedent(f"""
+        [campaign]
+        name = "parsl-crash"
+        directory = "{camp}"
+        [[design]]
+        type = "list"
+        points = [{{h = 4.0, c = 0.5, d_plus = 0.415, d_minus = 0.415, sigma_s = -0.01}},
+                  {{h = 4.4, c = 1.0, d_plus = 0.2, d_minus = 0.2, sigma_s = -0.02}}]
+        [controls]
+        steps = 150000
+        [execution]
+        workers = 2
+        backend = "parsl"
+        parsl_config = "local"
+        """))
+    marker = str((camp / "ledger.sqlite").resolve())
+    cmd = [sys.executable, "-c", "from mdsurrogate.cli import main; main()", "campaign", "run", str(spec_file),
+           "--run-fn", "mdsurrogate.campaign.synthetic:simulate", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while len(_worker_pids(marker)) < 2 and time.monotonic() < deadline and first.poll() is None:
+            time.sleep(0.2)
+        old = _worker_pids(marker)
+        assert len(old) == 2, "the runs never started through Parsl"
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        time.sleep(1.0)
+        assert all(_alive(p) for p in old)  # orphaned, still running (15 s runs): the case the heartbeat is for
+        t_resume = time.monotonic()
+        second = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        while any(_alive(p) for p in old) and time.monotonic() - t_resume < 30:
+            time.sleep(0.2)
+        stopped_after = time.monotonic() - t_resume
+        out, _ = second.communicate(timeout=180)
+        assert second.returncode == 0, out
+        assert stopped_after < 9.0, f"old runs still alive {stopped_after:.1f} s after the resume started"
+    finally:
+        for p in _worker_pids(marker):
+            os.kill(p, signal.SIGKILL)
+        for entry in Path("/proc").iterdir():  # the first supervisor's orphaned Parsl interchange and pools
+            try:
+                if entry.name.isdigit() and str(camp).encode() in (entry / "cmdline").read_bytes():
+                    os.kill(int(entry.name), signal.SIGKILL)
+            except OSError:
+                pass
+    from mdsurrogate.dataset import consolidate
+
+    with Ledger(camp / "ledger.sqlite") as led:
+        done = [e["run_id"] for e in led.events() if e["state"] == "done"]
+        assert led.counts()["done"] == 2
+    assert sorted(done) == sorted(set(done)) and len(done) == 2
+    ds = consolidate(camp)
+    assert not set(int(p) for p in ds["pid"].values) & old

@@ -123,6 +123,32 @@ def test_engine_validates_controls_too():
     assert err.value.key == "controls.n_blocks"
     with pytest.raises(SpecError, match="overrides"):
         parse_spec({"design": [{"type": "grid"}], "controls": {"overrides": {"no_such_setting": 1}}})
+    # override values are range-checked before anything runs, the key named
+    for bad, key in (({"dt": -0.01}, "controls.overrides.dt"), ({"wall_model": "x"}, "controls.overrides.wall_model"),
+                     ({"kspace_order": 9}, "controls.overrides.kspace_order"),
+                     ({"sample_every": 7}, "controls.overrides.block_steps")):
+        with pytest.raises(SpecError) as err:
+            parse_spec({"design": [{"type": "grid"}], "controls": {"overrides": bad}})
+        assert err.value.key == key, (bad, err.value.key)
+    ok = parse_spec({"design": [{"type": "grid"}], "controls": {"overrides": {"dt": 0.005, "kspace_order": 4}}})
+    assert ok.controls["overrides"] == {"dt": 0.005, "kspace_order": 4}
+
+
+def test_subset_grid_keys_and_parsl_config_are_checked(tmp_path):
+    with pytest.raises(SpecError) as err:
+        parse_spec({"design": [{"type": "random_subset", "n": 3, "seed": 1, "grid": {"cc": [0.5]}}]})
+    assert err.value.key == "design[0].grid.cc"
+    for cfg in ("slurm", 3):
+        with pytest.raises(SpecError) as err:
+            parse_spec({"design": [{"type": "grid"}], "execution": {"backend": "parsl", "parsl_config": cfg}})
+        assert err.value.key == "execution.parsl_config"
+    with pytest.raises(SpecError, match="no such file"):
+        parse_spec({"design": [{"type": "grid"}],
+                    "execution": {"backend": "parsl", "parsl_config": str(tmp_path / "site.py")}})
+    (tmp_path / "site.py").write_text("config = None\n")
+    spec = parse_spec({"design": [{"type": "grid"}],
+                       "execution": {"backend": "parsl", "parsl_config": str(tmp_path / "site.py")}})
+    assert spec.execution.parsl_config.endswith("site.py")
 
 
 def test_toml_and_yaml_files_agree(tmp_path):

@@ -116,6 +116,31 @@ def test_random_split_is_seeded_disjoint_and_nested():
         dataset.random_split(ds, 30, 10)
 
 
+def test_splits_keep_replicas_of_a_system_together():
+    """A campaign with seeds = [1, 2] has two rows per system: both go to the same side, counts are of systems, and
+    without replicas the split is unchanged (same rows as the row-level split of the same seed)."""
+    import xarray as xr
+
+    from mdsurrogate.surrogate.data import random_split as index_split
+
+    ds = toy()  # 36 systems
+    two = xr.concat([ds, ds.assign(seed=("system", np.full(36, 2)))], dim="system")
+    keys = lambda d: [tuple(np.round(x, 6)) for x in dataset.inputs_array(d)]  # noqa: E731
+    train, test = dataset.random_split(two, n_test=10, n_train=12, seed=3)
+    assert (train.sizes["system"], test.sizes["system"]) == (24, 20)
+    assert not set(keys(train)) & set(keys(test)) and len(set(keys(test))) == 10
+    _, test1 = dataset.random_split(ds, n_test=10, n_train=12, seed=3)
+    assert set(keys(test1)) == set(keys(test))
+    g = dataset.system_groups(dataset.inputs_array(two))
+    assert list(g[:36]) == list(range(36)) and list(g[36:]) == list(range(36))
+    tr, te = index_split(72, 0.25, 0, groups=g)
+    assert len(te) == 2 * 9 and not set(g[tr]) & set(g[te])
+    assert np.array_equal(index_split(36, 0.25, 0, groups=g[:36])[1], index_split(36, 0.25, 0)[1])
+    back, held = dataset.deterministic_separation(two, {"c": [0.25, 0.5]}, f=1 / 3, seed=0)
+    assert held.sizes["system"] == 24 and len(set(keys(held))) == 12
+    assert not set(keys(back)) & set(keys(held))
+
+
 def test_deterministic_separation():
     ds = toy()
     train, test = dataset.deterministic_separation(ds, {"c": 0.25}, f=0.0, seed=0)

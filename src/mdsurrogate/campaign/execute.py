@@ -130,6 +130,56 @@ def _is_zombie(pid: int) -> bool:
         return True
 
 
+HEARTBEAT_S = 5.0  # the supervisor rewrites <campaign>/supervisor.json this often
+HEARTBEAT_STALE_S = 120.0  # a worker whose supervisor missed beats this long kills its run (Parsl path)
+
+
+class _Heartbeat:
+    """<campaign>/supervisor.json = {"token", "beat", "pid", "host"}, rewritten (atomically) every HEARTBEAT_S by a
+    thread of the supervisor that holds the ledger lock. Workers compare the token with their task's
+    (`worker.supervisor_gone`): a new supervisor (resume after a crash) has a new token, and a clean stop writes a
+    null token, so runs of a dead supervisor that still live on other nodes stop instead of running twice."""
+
+    def __init__(self, root: Path, stale_s: float = HEARTBEAT_STALE_S):
+        import socket  # noqa: PLC0415
+        import uuid  # noqa: PLC0415
+
+        self.path, self.token, self.beat, self.stale_s = root / "supervisor.json", uuid.uuid4().hex, 0, stale_s
+        self._host, self._stop = socket.gethostname(), threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def task_field(self) -> dict:
+        return {"heartbeat": str(self.path), "token": self.token, "stale_s": self.stale_s}
+
+    def _write(self, token: str | None) -> None:
+        from mdsurrogate.io import write_json_atomic  # noqa: PLC0415
+
+        self.beat += 1
+        write_json_atomic(self.path, {"token": token, "beat": self.beat, "pid": os.getpid(), "host": self._host,
+                                      "time": time.time()})
+
+    def _run(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                self._write(self.token)
+            except OSError:  # a full or flaky shared file system: workers see a missed beat
+                pass
+
+    def start(self) -> None:
+        self._write(self.token)
+        self._thread = threading.Thread(target=self._run, name="campaign-heartbeat", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        try:
+            self._write(None)
+        except OSError:
+            pass
+
+
 def _worker_cmd(task: dict) -> list[str]:
     return [sys.executable, "-m", "mdsurrogate.campaign.worker", json.dumps(task)]
 
@@ -274,6 +324,13 @@ def run_campaign(
     cores = cores_per_run or ex.cores_per_run
     max_attempts = max_attempts or ex.max_attempts
     backend_name = backend or ex.backend
+    if backend_name == "parsl" and (parsl_config is None or isinstance(parsl_config, str)):
+        name = parsl_config or ex.parsl_config  # checked before the ledger is touched or a run claimed
+        from mdsurrogate.campaign.spec import PARSL_CONFIG_NAMES  # noqa: PLC0415
+
+        if name not in PARSL_CONFIG_NAMES and not (name.endswith(".py") and Path(name).is_file()):
+            raise ValueError(f"parsl_config must be one of {list(PARSL_CONFIG_NAMES)} or an existing python file "
+                             f"defining `config` or `make_config`, got {name!r}")
     root = campaign_dir(spec, directory).resolve()
     (root / "results").mkdir(parents=True, exist_ok=True)
     (root / "work").mkdir(parents=True, exist_ok=True)
@@ -283,10 +340,13 @@ def run_campaign(
     ledger = Ledger(ledger_path(root))
     summary = CampaignSummary(directory=root)
     backend_obj = None
+    heartbeat: _Heartbeat | None = None
     in_main = threading.current_thread() is threading.main_thread()
     old_term = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
     try:
         ledger.acquire()
+        heartbeat = _Heartbeat(root, float(os.environ.get("MDSURROGATE_HEARTBEAT_STALE_S", HEARTBEAT_STALE_S)))
+        heartbeat.start()  # a new token: runs still alive from a killed supervisor (Parsl nodes) stop now
         if spec.source:
             _save_spec_copy(root, spec)
         added = ledger.add_runs(spec.runs, spec.controls_fingerprint())
@@ -364,7 +424,8 @@ def run_campaign(
                             "controls": spec.controls, "cores": cores, "run_fn": run_fn,
                             "allow_outside_design": spec.allow_outside_design,
                             "out": str(result_path(root, row.run_id)), "workdir": str(workdir),
-                            "status": str(status), "attempt": row.attempts}
+                            "status": str(status), "attempt": row.attempts,
+                            "supervisor": heartbeat.task_field()}
                     pid = backend_obj.submit(task)
                     if pid is not None:
                         ledger.set_worker(row.run_id, pid)
@@ -386,6 +447,8 @@ def run_campaign(
             signal.signal(signal.SIGTERM, old_term)
         if backend_obj is not None:
             backend_obj.shutdown()
+        if heartbeat is not None:
+            heartbeat.stop()
         if ledger._lock_fh is not None:
             ledger.reconcile(lambda rid: _ok_path(root, rid), check_done=False)  # interrupted rows -> pending
         summary.counts = ledger.counts()

@@ -45,7 +45,8 @@ A spec is a small file::
     max_attempts = 3              # a failed run is retried until it has been tried this often
     reseed_on_retry = true        # retry k uses seed + 1000003*(k-1) (a run that lost atoms would repeat)
     backend = "local"             # "local" (process pool, no service) or "parsl"
-    parsl_config = "local"        # "local", "slurm", "pbs" or a python file defining `config`
+    parsl_config = "local"        # "local", "threads" or a python file defining `config` or `make_config`
+                                  # (SLURM and PBS examples: docs/campaign.md)
 
 Every problem is reported as SpecError naming the key (e.g. ``design[2].n``) before anything runs.
 """
@@ -71,6 +72,7 @@ from mdsurrogate.simulation.system import (
     InvalidInput,
 )
 
+PARSL_CONFIG_NAMES = ("local", "threads")  # built in (parsl_configs.resolve_config); clusters: a .py file
 DESIGN_TYPES = ("grid", "random_subset", "sobol", "lhs", "list")
 CONTROL_KEYS = ("preset", "time_tau", "steps", "target_rel_error", "timeout_s", "seeds", "n_blocks", "overrides")
 PRESETS = ("authors", "production")
@@ -221,7 +223,9 @@ def expand_design(block: Any, where: str, allow_outside_design: bool = False,
         pts = _grid_points(_grid_values(block, where))
     elif kind == "random_subset":
         _check_keys(block, ("type", "n", "seed", "grid"), where)
-        grid = _grid_values(_table(block.get("grid", {}), f"{where}.grid"), f"{where}.grid")
+        grid_table = _table(block.get("grid", {}), f"{where}.grid")
+        _check_keys(grid_table, INPUT_NAMES, f"{where}.grid")
+        grid = _grid_values(grid_table, f"{where}.grid")
         full = [p for p in _grid_points(grid) if not any(_matches(p, r) for r in exclude or [])]
         n = _positive_int(block.get("n"), f"{where}.n")
         if n > len(full):
@@ -394,8 +398,12 @@ def _execution(raw: Any) -> Execution:
     if backend not in BACKENDS:
         raise SpecError("execution.backend", f"must be one of {list(BACKENDS)}, got {backend!r}")
     parsl_config = raw.get("parsl_config", "local")
-    if not isinstance(parsl_config, str):
-        raise SpecError("execution.parsl_config", "must be 'local', 'slurm', 'pbs' or a path to a python file")
+    if not isinstance(parsl_config, str) or not (parsl_config in PARSL_CONFIG_NAMES or parsl_config.endswith(".py")):
+        raise SpecError("execution.parsl_config", f"must be one of {list(PARSL_CONFIG_NAMES)} or a python file "
+                                                  f"(.py) defining `config` or `make_config`, got {parsl_config!r}")
+    if backend == "parsl" and parsl_config.endswith(".py") and not Path(parsl_config).is_file():
+        raise SpecError("execution.parsl_config", f"no such file {parsl_config!r} (relative to the directory "
+                                                  f"`campaign run` starts in: {Path.cwd()})")
     order = raw.get("order", "spec")
     if order not in EXECUTION_ORDERS:
         raise SpecError("execution.order", f"must be one of {list(EXECUTION_ORDERS)}, got {order!r}")
@@ -426,7 +434,8 @@ def _check_engine_accepts(controls: dict[str, Any], seed: int, mpi_ranks: int) -
         raise SpecError("controls", f"the engine's RunControls rejects these controls: {exc}") from None
     except ValueError as exc:
         first = str(exc).split()[0] if str(exc) else ""
-        raise SpecError(f"controls.{first}" if first in CONTROL_KEYS else "controls", str(exc)) from None
+        known = first in CONTROL_KEYS or first.startswith("overrides.")
+        raise SpecError(f"controls.{first}" if known else "controls", str(exc)) from None
 
 
 def attempt_seed(seed: int, attempt: int, reseed: bool) -> int:

@@ -35,7 +35,7 @@ def simulate(system, controls, out: Path, workdir: Path | None = None, progress=
     from mdsurrogate.io import write_netcdf_atomic  # noqa: PLC0415
     from mdsurrogate.provenance import git_commit  # noqa: PLC0415
 
-    t0 = time.monotonic()
+    t0, t_start = time.monotonic(), time.time()
     steps = int(getattr(controls, "steps", None) or 2000)
     seed = int(controls.seed)
     n_blocks = 5
@@ -76,7 +76,8 @@ def simulate(system, controls, out: Path, workdir: Path | None = None, progress=
         attrs={**system.inputs(), "preset": str(getattr(controls, "preset", "synthetic")), "seed": seed,
                "steps": steps, "dt": 0.001, "wall_time_s": time.monotonic() - t0, "lammps_version": "synthetic",
                "git_commit": git_commit(), "mdsurrogate_version": __version__, "engine": "synthetic",
-               "pid": os.getpid()},
+               "pid": os.getpid(), "mpi_ranks": int(getattr(controls, "mpi_ranks", 1)),
+               "t_start": t_start, "t_end": time.time()},
     )
     write_netcdf_atomic(ds, out)
     return ds

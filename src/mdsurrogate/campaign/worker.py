@@ -2,7 +2,10 @@
 
 The worker is started in a new session (its own process group, which LAMMPS/mpiexec inherit). A watchdog
 thread kills the whole group as soon as the parent (the supervisor, or a Parsl worker) dies, so a SIGKILLed
-campaign leaves no orphan simulations behind. The outcome goes to the task's status file (JSON, atomic):
+campaign leaves no orphan simulations behind. Under Parsl the parent is a Parsl worker that may outlive a killed
+supervisor (on another node); there the watchdog also reads the supervisor's heartbeat file (task["supervisor"]:
+path, token, stale_s) and kills the group when another supervisor has taken over (new token) or no beat came
+for stale_s seconds, so a resumed campaign never runs a simulation twice at the same time. The outcome goes to the task's status file (JSON, atomic):
 {"ok": true, "wall_s": ...} or {"ok": false, "reason": ..., "log": ...}. The ledger is never touched here.
 """
 
@@ -78,13 +81,48 @@ def progress_writer(path: Path) -> Callable[[int, int, float], None]:
     return write
 
 
-def _watchdog(parent: int) -> None:
+HEARTBEAT_CHECK_S = 1.0  # how often the watchdog reads the supervisor's heartbeat file
+
+
+def supervisor_gone(sup: dict, seen: dict, now: float) -> str | None:
+    """Why the supervisor of `sup` (task["supervisor"]) no longer owns this run, or None while it does.
+    `seen` keeps the last beat number and the (monotonic) time it was first read: staleness is measured on this
+    node's clock, so clock skew between nodes does not matter. An unreadable file counts as a missed beat."""
+    try:
+        info = json.loads(Path(sup["heartbeat"]).read_text())
+    except (OSError, ValueError):
+        info = None
+    if info is not None:
+        if info.get("token") != sup["token"]:
+            return "another supervisor took over the campaign" if info.get("token") else "the supervisor stopped"
+        if info.get("beat") != seen.get("beat"):
+            seen["beat"], seen["time"] = info.get("beat"), now
+    seen.setdefault("time", now)
+    if now - seen["time"] > float(sup.get("stale_s", 60.0)):
+        return f"no supervisor heartbeat for {now - seen['time']:.0f} s"
+    return None
+
+
+def _kill_own_group(reason: str) -> None:
+    try:
+        print(f"watchdog: {reason}; killing this run", file=sys.stderr, flush=True)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    finally:
+        os._exit(137)
+
+
+def _watchdog(parent: int, sup: dict | None = None) -> None:
+    seen: dict = {}
+    next_check = 0.0
     while True:
         if os.getppid() != parent:
-            try:
-                os.killpg(os.getpgrp(), signal.SIGKILL)
-            finally:
-                os._exit(137)
+            _kill_own_group("the parent process died")
+        now = time.monotonic()
+        if sup and now >= next_check:
+            next_check = now + HEARTBEAT_CHECK_S
+            why = supervisor_gone(sup, seen, now)
+            if why:
+                _kill_own_group(why)
         time.sleep(0.25)
 
 
@@ -96,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parent = int(task.get("parent_pid") or os.getppid())
     if os.getppid() != parent:  # the parent died before we started
         return 137
-    threading.Thread(target=_watchdog, args=(parent,), daemon=True).start()
+    threading.Thread(target=_watchdog, args=(parent, task.get("supervisor")), daemon=True).start()
     status = Path(task["status"])
     try:
         wall = run_task(task)

@@ -16,11 +16,12 @@ from mdsurrogate.dataset.core import (
     save,
     select,
     summary,
+    system_groups,
     to_authors_pickle,
 )
 
 __all__ = [
     "charge_density", "consolidate", "deterministic_separation", "export_tsv", "from_authors_pickle",
     "from_profiles", "from_run_files", "inputs_array", "integrated_charge", "load", "random_split", "read_tsv",
-    "save", "select", "summary", "to_authors_pickle",
+    "save", "select", "summary", "system_groups", "to_authors_pickle",
 ]

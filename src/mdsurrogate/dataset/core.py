@@ -9,7 +9,7 @@ Layout (dims `system`, `point`)::
     metadata preset, seed, steps, dt, wall_time_s, lammps_version, git_commit, mdsurrogate_version, ... (system)
 
 One row per run: replicas of a system (several seeds) stay separate rows with the same inputs.
-Notebook one-liners: `ds = load(path)`, `select(ds, c=1.0)`, `train, test = random_split(ds, 500, 1050, seed=0)`,
+Notebook one-liners: `ds = load(path)`, `select(ds, c=1.0)`, `train, test = random_split(ds, 200, 600, seed=0)`,
 `train, test = deterministic_separation(ds, {"c": 1.0}, f=0.1, seed=0)`.
 """
 
@@ -229,12 +229,27 @@ def inputs_array(ds) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- splits
 
+def system_groups(X: np.ndarray) -> np.ndarray:
+    """Label of the system of every row (rows with equal inputs to 1e-6, i.e. replicas with other seeds, share a
+    label), numbered by first appearance: rows of a dataset without replicas get 0, 1, 2, ..."""
+    labels, seen = np.empty(len(X), dtype=np.int64), {}
+    for i, x in enumerate(np.round(np.asarray(X, dtype=float), 6)):
+        labels[i] = seen.setdefault(tuple(x), len(seen))
+    return labels
+
+
+def _rows_of(groups: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    return np.flatnonzero(np.isin(groups, chosen))
+
+
 def random_split(ds, n_test: int, n_train: int | None = None, seed: int = 0):
     """(train, test): a random test set of n_test systems, then n_train of the rest (all if None).
 
     Repeatable by seed; for one seed the test set is fixed and the training sets are nested (a larger n_train
-    contains every smaller one), as in the papers' learning curves."""
-    n = ds.sizes["system"]
+    contains every smaller one), as in the papers' learning curves. Counts are of systems: replicas of a system
+    (several seeds) go to the same side together."""
+    groups = system_groups(inputs_array(ds))
+    n = int(groups.max()) + 1 if groups.size else 0
     if not isinstance(n_test, (int, np.integer)) or n_test < 0:
         raise ValueError(f"n_test must be a non-negative integer, got {n_test!r}")
     if n_train is not None and (not isinstance(n_train, (int, np.integer)) or n_train < 1):
@@ -245,24 +260,25 @@ def random_split(ds, n_test: int, n_train: int | None = None, seed: int = 0):
     test = perm[:n_test]
     rest = perm[n_test:]
     train = rest if n_train is None else rest[:n_train]
-    return ds.isel(system=np.sort(train)), ds.isel(system=np.sort(test))
+    return ds.isel(system=_rows_of(groups, train)), ds.isel(system=_rows_of(groups, test))
 
 
 def deterministic_separation(ds, holdout: dict, f: float = 0.0, seed: int = 0):
     """(train, test) as in sun2023: hold out every system whose inputs match `holdout` (all keys; a value or a
-    list per key), then move a random fraction f (0..1) of them back into training."""
+    list per key), then move a random fraction f (0..1) of them back into training (replicas move together)."""
     if not holdout:
         raise ValueError("holdout must name at least one input, e.g. {'c': 1.0}")
     if not 0.0 <= f <= 1.0:
         raise ValueError(f"f is a fraction in [0, 1] (0.1 = 10 %), got {f}")
     mask = _mask(ds, holdout)
-    held = np.flatnonzero(mask)
+    groups = system_groups(inputs_array(ds))
+    held = np.unique(groups[mask])  # label order = first appearance = row order without replicas
     if held.size == 0:
         raise ValueError(f"no system matches holdout {holdout}")
     n_back = int(round(f * held.size))
     back = np.random.default_rng(seed).choice(held, size=n_back, replace=False)
     train_mask = ~mask
-    train_mask[back] = True
+    train_mask[_rows_of(groups, back)] = True
     return ds.isel(system=np.flatnonzero(train_mask)), ds.isel(system=np.flatnonzero(~train_mask))
 
 

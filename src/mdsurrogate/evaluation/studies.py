@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 import xarray as xr
 
+from mdsurrogate.dataset.core import system_groups
 from mdsurrogate.evaluation.metrics import error_bar_calibration, evaluate_predictions
 from mdsurrogate.surrogate.data import (AUTHORS_ERROR_OVERESTIMATE, random_split, regrid_profiles, to_arrays,
                                         z_half_widths)
@@ -60,7 +61,7 @@ def random_split_report(ds: xr.Dataset, *, members: int = 5, seed: int = 0, test
 
     config_fn = config_fn or (lambda loss, s: default_config(loss=loss, seed=s))
     arrays = to_arrays(ds)
-    tr, te = random_split(len(arrays), test_fraction, seed)
+    tr, te = random_split(len(arrays), test_fraction, seed, groups=system_groups(arrays.X))
     test = arrays.take(te)
     report: dict = {"dataset": {k: ds.attrs.get(k) for k in ("source", "source_sha256", "campaign") if k in ds.attrs},
                     "n_systems": len(arrays), "n_train": len(tr), "n_test": len(te), "split_seed": seed,

@@ -74,6 +74,32 @@ class EngineSettings:
     time_tau: float  # default total simulated time (equilibration + production), tau
     bin_width: float = 0.05  # sigma (adjusted to a whole number of bins across the slit)
 
+    def __post_init__(self) -> None:
+        """Every setting in its allowed range; the message names the setting (as in `RunControls.overrides`)."""
+        def number(name, lo, hi, integer=False, open_lo=True):
+            v = getattr(self, name)
+            ok_type = isinstance(v, int) if integer else isinstance(v, (int, float))
+            if isinstance(v, bool) or not ok_type or not ((lo < v) if open_lo else (lo <= v)) or not v <= hi:
+                kind = "an integer" if integer else "a number"
+                left = "(" if open_lo else "["
+                raise ValueError(f"{name} must be {kind} in {left}{lo}, {hi}], got {v!r}")
+        if self.wall_model not in ("mesh", "sheet"):
+            raise ValueError(f"wall_model must be 'mesh' or 'sheet', got {self.wall_model!r}")
+        number("dt", 0.0, 0.05)
+        number("kspace_accuracy", 0.0, 0.1)
+        number("kspace_order", 2, 7, integer=True, open_lo=False)  # LAMMPS pppm stencil orders
+        if self.cutoff is not None:
+            number("cutoff", 1.0, 50.0)
+        number("tdamp", 0.0, 1.0e4)
+        number("sample_every", 1, 10**6, integer=True, open_lo=False)
+        number("block_steps", 1, 10**8, integer=True, open_lo=False)
+        if self.block_steps % self.sample_every:
+            raise ValueError(f"block_steps ({self.block_steps}) must be a multiple of sample_every "
+                             f"({self.sample_every})")
+        number("equilibration_fraction", 0.0, 0.9, open_lo=False)
+        number("time_tau", 0.0, 1.0e8)
+        number("bin_width", 0.0, 1.0)
+
     def as_attrs(self) -> dict:
         return {f"engine_{k}": ("auto" if v is None else v) for k, v in dataclasses.asdict(self).items()}
 
@@ -123,6 +149,10 @@ class RunControls:
         unknown = set(self.overrides) - {f.name for f in dataclasses.fields(EngineSettings)} - {"name"}
         if unknown:
             raise ValueError(f"overrides has unknown engine settings {sorted(unknown)}")
+        try:
+            self.settings()
+        except ValueError as exc:
+            raise ValueError(f"overrides.{exc}") from None
 
     def settings(self) -> EngineSettings:
         return dataclasses.replace(PRESETS[self.preset], **self.overrides)

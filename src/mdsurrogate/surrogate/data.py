@@ -111,15 +111,25 @@ def to_arrays(ds: xr.Dataset) -> Arrays:
     return Arrays(X, Y, EPS, ds["z"].values.astype(float))
 
 
-def random_split(n: int, n_test: int | float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Random (train, test) indices; n_test an int count or a fraction in (0, 1) (sun2023 random splitting)."""
+def random_split(n: int, n_test: int | float, seed: int, groups: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Random (train, test) row indices; n_test an int count or a fraction in (0, 1) of the systems (sun2023 random
+    splitting). With `groups` (the system of every row, `dataset.system_groups`) replicas of a system stay on one
+    side; without replicas the split is the same as without groups."""
+    if groups is None:
+        groups = np.arange(n)
+    groups = np.asarray(groups)
+    if groups.shape != (n,):
+        raise ValueError(f"groups must have one label per row ({n}), got shape {groups.shape}")
+    n_sys = int(groups.max()) + 1 if n else 0
     if isinstance(n_test, float) and 0 < n_test < 1:
-        n_test = int(round(n_test * n))
+        n_test = int(round(n_test * n_sys))
     n_test = int(n_test)
-    if not 0 < n_test < n:
-        raise ValueError(f"n_test must be in [1, {n - 1}] for {n} systems, got {n_test}")
-    perm = np.random.default_rng(seed).permutation(n)
-    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+    if not 0 < n_test < n_sys:
+        raise ValueError(f"n_test must be in [1, {n_sys - 1}] for {n_sys} systems, got {n_test}")
+    perm = np.random.default_rng(seed).permutation(n_sys)
+    test = np.isin(groups, perm[:n_test])
+    return np.flatnonzero(~test), np.flatnonzero(test)
 
 
 def regrid_profiles(Y: np.ndarray, z_from: np.ndarray, z_to: np.ndarray) -> np.ndarray:

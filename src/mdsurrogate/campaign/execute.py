@@ -134,6 +134,17 @@ HEARTBEAT_S = 5.0  # the supervisor rewrites <campaign>/supervisor.json this oft
 HEARTBEAT_STALE_S = 120.0  # a worker whose supervisor missed beats this long kills its run (Parsl path)
 
 
+def _stale_s_from_env() -> float:
+    raw = os.environ.get("MDSURROGATE_HEARTBEAT_STALE_S", "")
+    try:
+        value = float(raw) if raw.strip() else HEARTBEAT_STALE_S
+    except ValueError:
+        value = -1.0
+    if not 3 * HEARTBEAT_S <= value <= 86400:
+        raise ValueError(f"MDSURROGATE_HEARTBEAT_STALE_S must be seconds in [{3 * HEARTBEAT_S:g}, 86400], got {raw!r}")
+    return value
+
+
 class _Heartbeat:
     """<campaign>/supervisor.json = {"token", "beat", "pid", "host"}, rewritten (atomically) every HEARTBEAT_S by a
     thread of the supervisor that holds the ledger lock. Workers compare the token with their task's
@@ -331,6 +342,7 @@ def run_campaign(
         if name not in PARSL_CONFIG_NAMES and not (name.endswith(".py") and Path(name).is_file()):
             raise ValueError(f"parsl_config must be one of {list(PARSL_CONFIG_NAMES)} or an existing python file "
                              f"defining `config` or `make_config`, got {name!r}")
+    stale_s = _stale_s_from_env()
     root = campaign_dir(spec, directory).resolve()
     (root / "results").mkdir(parents=True, exist_ok=True)
     (root / "work").mkdir(parents=True, exist_ok=True)
@@ -345,7 +357,7 @@ def run_campaign(
     old_term = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
     try:
         ledger.acquire()
-        heartbeat = _Heartbeat(root, float(os.environ.get("MDSURROGATE_HEARTBEAT_STALE_S", HEARTBEAT_STALE_S)))
+        heartbeat = _Heartbeat(root, stale_s)
         heartbeat.start()  # a new token: runs still alive from a killed supervisor (Parsl nodes) stop now
         if spec.source:
             _save_spec_copy(root, spec)

@@ -182,6 +182,8 @@ def test_runs_of_a_killed_supervisor_stop_when_another_takes_over(tmp_path):
         out, _ = second.communicate(timeout=180)
         assert second.returncode == 0, out
         assert stopped_after < 9.0, f"old runs still alive {stopped_after:.1f} s after the resume started"
+        logs = " ".join(p.read_text() for p in (camp / "work").glob("*/worker.log"))
+        assert "another supervisor took over" in logs  # they stopped because of the heartbeat
     finally:
         for p in _worker_pids(marker):
             os.kill(p, signal.SIGKILL)

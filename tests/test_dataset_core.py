@@ -135,7 +135,10 @@ def test_splits_keep_replicas_of_a_system_together():
     assert list(g[:36]) == list(range(36)) and list(g[36:]) == list(range(36))
     tr, te = index_split(72, 0.25, 0, groups=g)
     assert len(te) == 2 * 9 and not set(g[tr]) & set(g[te])
-    assert np.array_equal(index_split(36, 0.25, 0, groups=g[:36])[1], index_split(36, 0.25, 0)[1])
+    expected = np.sort(np.random.default_rng(0).permutation(36)[:9])  # the row-level split of earlier versions
+    assert np.array_equal(index_split(36, 0.25, 0, groups=g[:36])[1], expected)
+    assert np.array_equal(index_split(36, 0.25, 0)[1], expected)
+    assert index_split(8, 0.5, 1, groups=np.repeat([10, 20, 30, 40], 2))[1].size == 4  # any labels: 2 of 4 systems
     back, held = dataset.deterministic_separation(two, {"c": [0.25, 0.5]}, f=1 / 3, seed=0)
     assert held.sizes["system"] == 24 and len(set(keys(held))) == 12
     assert not set(keys(back)) & set(keys(held))

@@ -131,7 +131,7 @@ def _is_zombie(pid: int) -> bool:
 
 
 HEARTBEAT_S = 5.0  # the supervisor rewrites <campaign>/supervisor.json this often
-HEARTBEAT_STALE_S = 120.0  # a worker whose supervisor missed beats this long kills its run (Parsl path)
+HEARTBEAT_STALE_S = 120.0  # a Parsl run whose supervisor missed beats this long kills itself
 
 
 def _stale_s_from_env() -> float:
@@ -436,8 +436,9 @@ def run_campaign(
                             "controls": spec.controls, "cores": cores, "run_fn": run_fn,
                             "allow_outside_design": spec.allow_outside_design,
                             "out": str(result_path(root, row.run_id)), "workdir": str(workdir),
-                            "status": str(status), "attempt": row.attempts,
-                            "supervisor": heartbeat.task_field()}
+                            "status": str(status), "attempt": row.attempts}
+                    if backend_name == "parsl":  # local workers are children: the parent check covers them
+                        task["supervisor"] = heartbeat.task_field()
                     pid = backend_obj.submit(task)
                     if pid is not None:
                         ledger.set_worker(row.run_id, pid)
@@ -457,10 +458,10 @@ def run_campaign(
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, old_term)
+        if heartbeat is not None:
+            heartbeat.stop()  # null token first: remote runs stop even if the executor's cleanup hangs
         if backend_obj is not None:
             backend_obj.shutdown()
-        if heartbeat is not None:
-            heartbeat.stop()
         if ledger._lock_fh is not None:
             ledger.reconcile(lambda rid: _ok_path(root, rid), check_done=False)  # interrupted rows -> pending
         summary.counts = ledger.counts()

@@ -401,9 +401,6 @@ def _execution(raw: Any) -> Execution:
     if not isinstance(parsl_config, str) or not (parsl_config in PARSL_CONFIG_NAMES or parsl_config.endswith(".py")):
         raise SpecError("execution.parsl_config", f"must be one of {list(PARSL_CONFIG_NAMES)} or a python file "
                                                   f"(.py) defining `config` or `make_config`, got {parsl_config!r}")
-    if backend == "parsl" and parsl_config.endswith(".py") and not Path(parsl_config).is_file():
-        raise SpecError("execution.parsl_config", f"no such file {parsl_config!r} (relative to the directory "
-                                                  f"`campaign run` starts in: {Path.cwd()})")
     order = raw.get("order", "spec")
     if order not in EXECUTION_ORDERS:
         raise SpecError("execution.order", f"must be one of {list(EXECUTION_ORDERS)}, got {order!r}")

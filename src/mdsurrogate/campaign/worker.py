@@ -98,7 +98,7 @@ def supervisor_gone(sup: dict, seen: dict, now: float) -> str | None:
         if info.get("beat") != seen.get("beat"):
             seen["beat"], seen["time"] = info.get("beat"), now
     seen.setdefault("time", now)
-    if now - seen["time"] > float(sup.get("stale_s", 60.0)):
+    if now - seen["time"] > float(sup.get("stale_s", 120.0)):
         return f"no supervisor heartbeat for {now - seen['time']:.0f} s"
     return None
 
@@ -120,7 +120,10 @@ def _watchdog(parent: int, sup: dict | None = None) -> None:
         now = time.monotonic()
         if sup and now >= next_check:
             next_check = now + HEARTBEAT_CHECK_S
-            why = supervisor_gone(sup, seen, now)
+            try:
+                why = supervisor_gone(sup, seen, now)
+            except Exception:  # noqa: BLE001 - a malformed file must not end the watchdog (and its parent check)
+                why = None
             if why:
                 _kill_own_group(why)
         time.sleep(0.25)

@@ -148,14 +148,21 @@ def summary(ds) -> dict:
     from mdsurrogate.evaluation.metrics import md_noise_floor  # noqa: PLC0415
 
     n = ds.sizes["system"]
-    wall_name = next((v for v in ("ledger_wall_s", "wall_time_s") if v in ds), None)  # ledger: whole run
-    wall = np.asarray(ds[wall_name].values, dtype=float) if wall_name else np.full(n, np.nan)
+    wall = np.full(n, np.nan)  # per run: the ledger's wall time (the whole worker), else the engine's
+    for name in ("wall_time_s", "ledger_wall_s"):
+        if name in ds:
+            v = np.asarray(ds[name].values, dtype=float)
+            wall = np.where(np.isfinite(v), v, wall)
     ranks = np.asarray(ds["mpi_ranks"].values, dtype=float) if "mpi_ranks" in ds else np.ones(n)
     rel = run_rel_errors(ds)
     eps = np.concatenate([ds["n_plus_err"].values, ds["n_minus_err"].values], axis=1)
 
     def distinct(name):
         return sorted({str(v) for v in np.asarray(ds[name].values).ravel()}) if name in ds else []
+
+    def distinct_ints(name):  # NaN where a run lacks the attribute (runs of an older engine in one campaign)
+        vals = np.asarray(ds[name].values, dtype=float).ravel() if name in ds else np.array([])
+        return sorted({int(v) for v in vals if np.isfinite(v)})
     return {
         "n_runs": int(n),
         "n_systems": int(len({tuple(x) for x in np.round(inputs_array(ds), 6)})),
@@ -166,9 +173,8 @@ def summary(ds) -> dict:
         "E_MD": md_noise_floor(eps),
         "runs_per_value": {k: {f"{v:g}": int(np.sum(np.isclose(ds[k].values, v)))
                                for v in np.unique(np.round(ds[k].values, 6))} for k in INPUT_NAMES},
-        "equilibration_steps": [int(x) for x in distinct("equilibration_steps")],
-        "production_steps": [int(x) for x in distinct("production_steps")],
-        "seeds": [int(x) for x in distinct("seed")],
+        "equilibration_steps": distinct_ints("equilibration_steps"),
+        "production_steps": distinct_ints("production_steps"), "seeds": distinct_ints("seed"),
         "lammps_version": distinct("lammps_version"), "mdsurrogate_version": distinct("mdsurrogate_version"),
         "git_commits": distinct("git_commit"),
     }

@@ -85,7 +85,7 @@ class EngineSettings:
                 raise ValueError(f"{name} must be {kind} in {left}{lo}, {hi}], got {v!r}")
         if self.wall_model not in ("mesh", "sheet"):
             raise ValueError(f"wall_model must be 'mesh' or 'sheet', got {self.wall_model!r}")
-        number("dt", 0.0, 0.05)
+        number("dt", 0.0, 0.5)  # tau; production 0.01, authors 0.001: above ~0.05 runs blow up (and are caught)
         number("kspace_accuracy", 0.0, 0.1)
         number("kspace_order", 2, 7, integer=True, open_lo=False)  # LAMMPS pppm stencil orders
         if self.cutoff is not None:

@@ -121,6 +121,7 @@ def random_split(n: int, n_test: int | float, seed: int, groups: np.ndarray | No
     groups = np.asarray(groups)
     if groups.shape != (n,):
         raise ValueError(f"groups must have one label per row ({n}), got shape {groups.shape}")
+    _, groups = np.unique(groups, return_inverse=True)  # any labels -> 0..k-1 (system_groups' are already)
     n_sys = int(groups.max()) + 1 if n else 0
     if isinstance(n_test, float) and 0 < n_test < 1:
         n_test = int(round(n_test * n_sys))

@@ -115,6 +115,25 @@ def _worker_pids(marker: str) -> set[int]:
     return out
 
 
+def _descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (by parent links in /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(") ", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = set(), [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in out:
+                out.add(c)
+                todo.append(c)
+    return out
+
+
 def _alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
@@ -164,12 +183,14 @@ def test_runs_of_a_killed_supervisor_stop_when_another_takes_over(tmp_path):
            "--run-fn", "mdsurrogate.campaign.synthetic:simulate", "--no-progress"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
     first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    orphans: set[int] = set()
     try:
         deadline = time.monotonic() + 90
         while len(_worker_pids(marker)) < 2 and time.monotonic() < deadline and first.poll() is None:
             time.sleep(0.2)
         old = _worker_pids(marker)
         assert len(old) == 2, "the runs never started through Parsl"
+        orphans |= _descendants(first.pid)  # Parsl's interchange and worker pools outlive it: killed at the end
         first.send_signal(signal.SIGKILL)
         first.wait()
         time.sleep(1.0)
@@ -185,12 +206,12 @@ def test_runs_of_a_killed_supervisor_stop_when_another_takes_over(tmp_path):
         logs = " ".join(p.read_text() for p in (camp / "work").glob("*/worker.log"))
         assert "another supervisor took over" in logs  # they stopped because of the heartbeat
     finally:
-        for p in _worker_pids(marker):
-            os.kill(p, signal.SIGKILL)
-        for entry in Path("/proc").iterdir():  # the first supervisor's orphaned Parsl interchange and pools
+        if first.poll() is None:
+            orphans |= _descendants(first.pid)
+            first.kill()
+        for p in _worker_pids(marker) | orphans:  # the first supervisor's Parsl interchange, pools and runs
             try:
-                if entry.name.isdigit() and str(camp).encode() in (entry / "cmdline").read_bytes():
-                    os.kill(int(entry.name), signal.SIGKILL)
+                os.kill(p, signal.SIGKILL)
             except OSError:
                 pass
     from mdsurrogate.dataset import consolidate

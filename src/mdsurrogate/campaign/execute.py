@@ -336,12 +336,9 @@ def run_campaign(
     max_attempts = max_attempts or ex.max_attempts
     backend_name = backend or ex.backend
     if backend_name == "parsl" and (parsl_config is None or isinstance(parsl_config, str)):
-        name = parsl_config or ex.parsl_config  # checked before the ledger is touched or a run claimed
-        from mdsurrogate.campaign.spec import PARSL_CONFIG_NAMES  # noqa: PLC0415
+        from mdsurrogate.campaign.parsl_configs import check_config_name  # noqa: PLC0415
 
-        if name not in PARSL_CONFIG_NAMES and not (name.endswith(".py") and Path(name).is_file()):
-            raise ValueError(f"parsl_config must be one of {list(PARSL_CONFIG_NAMES)} or an existing python file "
-                             f"defining `config` or `make_config`, got {name!r}")
+        check_config_name(parsl_config or ex.parsl_config)  # before the ledger is touched or a run claimed
     stale_s = _stale_s_from_env()
     root = campaign_dir(spec, directory).resolve()
     (root / "results").mkdir(parents=True, exist_ok=True)

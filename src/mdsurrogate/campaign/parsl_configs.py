@@ -111,16 +111,28 @@ def _check_cores(per_node: int, per_run: int) -> None:
         raise ValueError(f"cores_per_run = {per_run} must be between 1 and the cores per node ({per_node})")
 
 
+BUILTIN_CONFIGS = ("local", "threads")  # anything else is a python file (SLURM/PBS examples: docs/campaign.md)
+
+
+def check_config_name(name: str) -> None:
+    """Raise ValueError unless `name` is a built-in config or an existing .py file (checked before a campaign
+    touches its ledger, and again by `resolve_config`)."""
+    if name in BUILTIN_CONFIGS:
+        return
+    path = Path(name)
+    if path.suffix != ".py" or not path.is_file():
+        raise ValueError(f"execution.parsl_config: {name!r} is neither 'local', 'threads' nor an existing .py file "
+                         "defining `config` or `make_config` (see docs/campaign.md for SLURM and PBS)")
+
+
 def resolve_config(name: str, workers: int = 1, cores_per_run: int = 1, run_dir: str | os.PathLike = "runinfo"):
     """A Parsl Config from a name ('local', 'threads') or a python file defining `config` or `make_config`."""
+    check_config_name(name)
     if name == "local":
         return local_htex(workers, cores_per_run, run_dir)
     if name == "threads":
         return local_threads(workers, run_dir)
     path = Path(name)
-    if path.suffix != ".py" or not path.is_file():
-        raise ValueError(f"execution.parsl_config: {name!r} is neither 'local', 'threads' nor an existing .py file "
-                         "defining `config` (see docs/campaign.md for SLURM and PBS)")
     ns = runpy.run_path(str(path))
     if "make_config" in ns:
         return ns["make_config"](workers=workers, cores_per_run=cores_per_run, run_dir=run_dir)

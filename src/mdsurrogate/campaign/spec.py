@@ -64,6 +64,7 @@ from typing import Any
 
 import numpy as np
 
+from mdsurrogate.campaign.parsl_configs import BUILTIN_CONFIGS
 from mdsurrogate.simulation.system import (
     DESIGN_RANGES,
     INPUT_NAMES,
@@ -72,7 +73,6 @@ from mdsurrogate.simulation.system import (
     InvalidInput,
 )
 
-PARSL_CONFIG_NAMES = ("local", "threads")  # built in (parsl_configs.resolve_config); clusters: a .py file
 DESIGN_TYPES = ("grid", "random_subset", "sobol", "lhs", "list")
 CONTROL_KEYS = ("preset", "time_tau", "steps", "target_rel_error", "timeout_s", "seeds", "n_blocks", "overrides")
 PRESETS = ("authors", "production")
@@ -398,8 +398,8 @@ def _execution(raw: Any) -> Execution:
     if backend not in BACKENDS:
         raise SpecError("execution.backend", f"must be one of {list(BACKENDS)}, got {backend!r}")
     parsl_config = raw.get("parsl_config", "local")
-    if not isinstance(parsl_config, str) or not (parsl_config in PARSL_CONFIG_NAMES or parsl_config.endswith(".py")):
-        raise SpecError("execution.parsl_config", f"must be one of {list(PARSL_CONFIG_NAMES)} or a python file "
+    if not isinstance(parsl_config, str) or not (parsl_config in BUILTIN_CONFIGS or parsl_config.endswith(".py")):
+        raise SpecError("execution.parsl_config", f"must be one of {list(BUILTIN_CONFIGS)} or a python file "
                                                   f"(.py) defining `config` or `make_config`, got {parsl_config!r}")
     order = raw.get("order", "spec")
     if order not in EXECUTION_ORDERS:

@@ -5,7 +5,8 @@ thread kills the whole group as soon as the parent (the supervisor, or a Parsl w
 campaign leaves no orphan simulations behind. Under Parsl the parent is a Parsl worker that may outlive a killed
 supervisor (on another node); there the watchdog also reads the supervisor's heartbeat file (task["supervisor"]:
 path, token, stale_s) and kills the group when another supervisor has taken over (new token) or no beat came
-for stale_s seconds, so a resumed campaign never runs a simulation twice at the same time. The outcome goes to the task's status file (JSON, atomic):
+for stale_s seconds, so a resumed campaign never runs a simulation twice at the same time.
+The outcome goes to the task's status file (JSON, atomic):
 {"ok": true, "wall_s": ...} or {"ok": false, "reason": ..., "log": ...}. The ledger is never touched here.
 """
 

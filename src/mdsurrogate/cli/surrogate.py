@@ -81,13 +81,11 @@ def register(app: typer.Typer) -> None:
             if epochs is not None:
                 config = dataclasses.replace(config, max_epochs=epochs)
             if search:
-                from mdsurrogate.dataset.core import system_groups
-                from mdsurrogate.surrogate.data import random_split, to_arrays
+                from mdsurrogate.surrogate.data import split_by_system, to_arrays
                 from mdsurrogate.surrogate.search import DEFAULT_SEARCH_GRID, PAPER_SEARCH_GRID, grid_search
 
                 arr = to_arrays(ds)
-                tr = random_split(len(arr), test_fraction, seed, groups=system_groups(arr.X))[0] \
-                    if test_fraction else np.arange(len(arr))
+                tr = split_by_system(arr, test_fraction, seed)[0] if test_fraction else np.arange(len(arr))
                 found = grid_search(arr.take(np.asarray(tr)), dataclasses.replace(config, max_epochs=search_epochs),
                                     PAPER_SEARCH_GRID if recipe == "paper" else DEFAULT_SEARCH_GRID,
                                     n_workers=workers, seed=seed)
@@ -104,12 +102,11 @@ def register(app: typer.Typer) -> None:
             rows = {"ensemble": report["metrics"]["test_ensemble"],
                     "member mean": report["metrics"]["test_member_mean"]}
             if baselines:
-                from mdsurrogate.dataset.core import system_groups
                 from mdsurrogate.evaluation.baselines import run_baselines
-                from mdsurrogate.surrogate.data import random_split, to_arrays
+                from mdsurrogate.surrogate.data import split_by_system, to_arrays
 
                 arr = to_arrays(ds)
-                tr, te = random_split(len(arr), test_fraction, seed, groups=system_groups(arr.X))
+                tr, te = split_by_system(arr, test_fraction, seed)
                 for row in run_baselines(arr.X[tr], arr.Y[tr], arr.X[te], arr.Y[te], arr.EPS[te], seed=seed):
                     rows[row.pop("model")] = row
             _metrics_table(f"random test split ({sur.card['training_data']['n_test']} systems)", rows)

@@ -17,9 +17,8 @@ from typing import Callable
 import numpy as np
 import xarray as xr
 
-from mdsurrogate.dataset.core import system_groups
-from mdsurrogate.evaluation.metrics import error_bar_calibration, evaluate_predictions
-from mdsurrogate.surrogate.data import (AUTHORS_ERROR_OVERESTIMATE, random_split, regrid_profiles, to_arrays,
+from mdsurrogate.evaluation.metrics import error_bar_calibration, evaluate_predictions, md_noise_floor
+from mdsurrogate.surrogate.data import (AUTHORS_ERROR_OVERESTIMATE, regrid_profiles, split_by_system, to_arrays,
                                         z_half_widths)
 
 LOSS_NAMES = {"mse": "BaseNN", "soft": "ModNN"}
@@ -44,8 +43,8 @@ def _score_sets(y_hat: np.ndarray, ref, scale: float) -> dict:
 def random_split_report(ds: xr.Dataset, *, members: int = 5, seed: int = 0, test_fraction: float = 0.2,
                         losses: tuple[str, ...] = ("mse", "soft"), baselines: bool = True,
                         reference: xr.Dataset | None = None, reference_md: xr.Dataset | None = None,
-                        precise: xr.Dataset | None = None, config_fn: Callable | None = None, say: Callable[[str], None] = lambda m: None
-                        ) -> tuple[dict, dict]:
+                        precise: xr.Dataset | None = None, config_fn: Callable | None = None,
+                        say: Callable[[str], None] = lambda m: None) -> tuple[dict, dict]:
     """Train and score every model on one random split of `ds`; returns (report, {loss: Surrogate}).
 
     report["test"]: {model: metrics on the test split}; report["reference"]: {model: {"stored_errors": ...,
@@ -61,7 +60,7 @@ def random_split_report(ds: xr.Dataset, *, members: int = 5, seed: int = 0, test
 
     config_fn = config_fn or (lambda loss, s: default_config(loss=loss, seed=s))
     arrays = to_arrays(ds)
-    tr, te = random_split(len(arrays), test_fraction, seed, groups=system_groups(arrays.X))
+    tr, te = split_by_system(arrays, test_fraction, seed)
     test = arrays.take(te)
     report: dict = {"dataset": {k: ds.attrs.get(k) for k in ("source", "source_sha256", "campaign") if k in ds.attrs},
                     "n_systems": len(arrays), "n_train": len(tr), "n_test": len(te), "split_seed": seed,
@@ -131,7 +130,7 @@ def _precise_section(arrays, tr: np.ndarray, pre, predictors: dict, say: Callabl
     sec: dict = {"n_systems": len(pre), "n_unseen": int(unseen.size), "E_MD_precise": None, "unseen": {}}
     if unseen.size:
         sub = pre.take(unseen)
-        sec["E_MD_precise"] = evaluate_predictions(sub.Y, sub.Y, sub.EPS)["E_MD"]
+        sec["E_MD_precise"] = md_noise_floor(sub.EPS)
         for name, fn in predictors.items():
             sec["unseen"][name] = evaluate_predictions(sub.Y, fn(sub.X, sub.Z), sub.EPS)
     pairs = _match(arrays.X, pre.X)

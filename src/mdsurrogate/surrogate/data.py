@@ -133,6 +133,13 @@ def random_split(n: int, n_test: int | float, seed: int, groups: np.ndarray | No
     return np.flatnonzero(~test), np.flatnonzero(test)
 
 
+def split_by_system(arrays: "Arrays", n_test: int | float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`random_split` of the rows of `arrays` with replicas of a system (equal inputs) kept on one side."""
+    from mdsurrogate.dataset.core import system_groups  # noqa: PLC0415
+
+    return random_split(len(arrays), n_test, seed, groups=system_groups(arrays.X))
+
+
 def regrid_profiles(Y: np.ndarray, z_from: np.ndarray, z_to: np.ndarray) -> np.ndarray:
     """Profiles Y (N, 2 P) = [n+, n-] on the grids z_from (N, P) interpolated linearly to z_to (N, P'), returning
     (N, 2 P'); outside z_from the edge values are kept (np.interp): at the walls both grids end in the excluded

@@ -377,14 +377,13 @@ def fit_surrogate(ds: xr.Dataset, config=None, n_members: int = 5, n_test: int |
     """Train a deep ensemble on a random train split of `ds`, score it on the held-out test split, and return
     (Surrogate with card, report). n_test = 0 trains on every system (the card then carries no test metrics)."""
     from mdsurrogate.evaluation.metrics import evaluate_predictions, success_rate_per_system
-    from mdsurrogate.dataset.core import system_groups
-    from mdsurrogate.surrogate.data import random_split, to_arrays, z_half_widths
+    from mdsurrogate.surrogate.data import split_by_system, to_arrays, z_half_widths
     from mdsurrogate.surrogate.training import default_config, train_ensemble
 
     config = default_config() if config is None else config
     arrays = to_arrays(ds)
     if n_test:
-        tr, te = random_split(len(arrays), n_test, seed, groups=system_groups(arrays.X))
+        tr, te = split_by_system(arrays, n_test, seed)
     else:
         tr, te = np.arange(len(arrays)), np.array([], dtype=int)
     train = arrays.take(tr)

@@ -28,6 +28,8 @@ from typing import Any, Callable
 import numpy as np
 
 from mdsurrogate.campaign.ledger import Ledger
+from mdsurrogate.campaign.reuse import META_KEY as REUSE_META_KEY
+from mdsurrogate.campaign.reuse import absolute_patterns, reused_runs
 from mdsurrogate.campaign.spec import CampaignSpec, attempt_seed
 from mdsurrogate.campaign.worker import DEFAULT_RUN_FN, MARKER_ENV  # noqa: F401 - re-exported
 
@@ -358,7 +360,10 @@ def run_campaign(
         heartbeat.start()  # a new token: runs still alive from a killed supervisor (Parsl nodes) stop now
         if spec.source:
             _save_spec_copy(root, spec)
-        added = ledger.add_runs(spec.runs, spec.controls_fingerprint())
+        reused = reused_runs(spec) if spec.reuse else {}
+        ledger.set_meta(REUSE_META_KEY, json.dumps(absolute_patterns(spec.reuse)))
+        ledger.set_meta("reused", str(len(reused)))
+        added = ledger.add_runs([r for r in spec.runs if r.run_id not in reused], spec.controls_fingerprint())
         ids = [r.run_id for r in spec.runs]  # start order: derived from the spec's runs on every (re)start
         if ex.order == "shuffled":
             ids = [ids[i] for i in np.random.default_rng(ex.order_seed).permutation(len(ids))]
@@ -374,12 +379,15 @@ def run_campaign(
             stale.unlink(missing_ok=True)
         if retry_failed:
             ledger.reset_failed()
+        if reused:
+            say(f"{len(reused)} runs are already in the reused datasets ({len(set(reused.values()))} files): "
+                "not run again")
         if added:
             say(f"registered {added} new runs")
         if any(summary.reconciled.values()):
             say(f"resumed: {summary.reconciled}")
 
-        run_ids = {r.run_id for r in spec.runs}
+        run_ids = {r.run_id for r in spec.runs} - set(reused)
         by_id = {r.run_id: r for r in spec.runs}
         if backend_name not in ("local", "parsl"):
             raise ValueError(f"backend must be 'local' or 'parsl', got {backend_name!r}")
@@ -557,6 +565,7 @@ def campaign_status(root: str | os.PathLike) -> dict:
         max_attempts = int(ledger.get_meta("max_attempts") or 3)
         cores = int(ledger.get_meta("cores_per_run") or 1)
         owner = ledger.get_meta("owner")
+        reused = int(ledger.get_meta("reused") or 0)
     walls = [r.wall_s for r in rows if r.state == "done" and r.wall_s]
     mean_wall = sum(walls) / len(walls) if walls else None
     exhausted = [r for r in rows if r.state == "failed" and r.attempts >= max_attempts]
@@ -574,5 +583,6 @@ def campaign_status(root: str | os.PathLike) -> dict:
         "remaining": remaining,
         "eta_s": eta,
         "workers": workers,
+        "reused": reused,
         "owner": json.loads(owner) if owner else None,
     }

@@ -5,6 +5,8 @@ A spec is a small file::
     [campaign]
     name = "demo"                 # used for the default output directory runs/campaigns/<name>
     allow_outside_design = false  # true: points may leave the design ranges (physical limits still apply)
+    reuse = ["data/part_*.nc"]    # datasets (glob patterns, relative to the working directory) whose runs
+                                  # count as done: a run whose run_id is in one of them is not run again
 
     [[design]]                    # any number of blocks; their union (deduplicated) is the campaign
     type = "grid"                 # the papers' 4050 grid; an input given as a list makes a sub-grid
@@ -125,6 +127,7 @@ class CampaignSpec:
     allow_outside_design: bool = False
     source: str = ""  # the spec text, copied into the campaign directory
     source_suffix: str = ".toml"
+    reuse: tuple[str, ...] = ()  # glob patterns of datasets whose runs count as done (see reused_runs)
 
     @property
     def systems(self) -> list[dict[str, float]]:
@@ -170,7 +173,7 @@ def parse_spec(raw: Any, source: str = "", default_name: str = "campaign") -> Ca
         raise SpecError("<root>", "a campaign spec must be a table/mapping")
     _check_keys(raw, ("campaign", "design", "exclude", "controls", "execution"), "")
     camp = _table(raw.get("campaign", {}), "campaign")
-    _check_keys(camp, ("name", "description", "directory", "allow_outside_design"), "campaign")
+    _check_keys(camp, ("name", "description", "directory", "allow_outside_design", "reuse"), "campaign")
     name = camp.get("name", default_name)
     if not isinstance(name, str) or not name or any(ch in name for ch in "/\\ "):
         raise SpecError("campaign.name", f"must be a non-empty string without '/', '\\' or spaces, got {name!r}")
@@ -178,6 +181,11 @@ def parse_spec(raw: Any, source: str = "", default_name: str = "campaign") -> Ca
     if directory is not None and not isinstance(directory, str):
         raise SpecError("campaign.directory", f"must be a path string, got {directory!r}")
     allow = _bool(camp.get("allow_outside_design", False), "campaign.allow_outside_design")
+    reuse = camp.get("reuse", [])
+    if isinstance(reuse, str):
+        reuse = [reuse]
+    if not isinstance(reuse, list) or not all(isinstance(r, str) and r for r in reuse):
+        raise SpecError("campaign.reuse", f"must be a list of dataset paths or glob patterns, got {reuse!r}")
 
     designs = raw.get("design")
     if designs is None:
@@ -205,7 +213,7 @@ def parse_spec(raw: Any, source: str = "", default_name: str = "campaign") -> Ca
     runs = tuple(Run(run_id=f"{system_key(p)}_s{s}", inputs=p, seed=s) for p in kept for s in seeds)
     _check_engine_accepts(controls, seeds[0], execution.cores_per_run)
     return CampaignSpec(name=name, runs=runs, controls=controls, seeds=seeds, execution=execution,
-                        directory=directory, allow_outside_design=allow, source=source)
+                        directory=directory, allow_outside_design=allow, source=source, reuse=tuple(reuse))
 
 
 # ---------------------------------------------------------------------------------------------- designs

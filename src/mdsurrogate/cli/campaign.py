@@ -98,7 +98,8 @@ def status(
     console = Console()
     c = st["counts"]
     console.print(f"[bold]{st['directory']}[/]: {st['total']} runs - done {c['done']}, running {c['running']}, "
-                  f"pending {c['pending']}, failed {c['failed']} ({st['exhausted']} out of attempts)")
+                  f"pending {c['pending']}, failed {c['failed']} ({st['exhausted']} out of attempts)"
+                  + (f"; {st['reused']} more already in the reused datasets" if st.get("reused") else ""))
     if st["mean_wall_s"] is not None:
         eta = "-" if st["remaining"] == 0 else _fmt_s(st["eta_s"])
         console.print(f"mean wall time per run {_fmt_s(st['mean_wall_s'])}; {st['core_hours_done']:.2f} core-hours "

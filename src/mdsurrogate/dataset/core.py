@@ -15,6 +15,7 @@ Notebook one-liners: `ds = load(path)`, `select(ds, c=1.0)`, `train, test = rand
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -107,14 +108,25 @@ def from_run_files(paths: Iterable[str | os.PathLike], run_ids: Iterable[str] | 
 
 
 def consolidate(directory: str | os.PathLike, out: str | os.PathLike | None = None):
-    """The dataset of a campaign directory: every run the ledger records as done (checked readable)."""
+    """The dataset of a campaign directory: every run the ledger records as done (checked readable), less the
+    runs already stored in the campaign's `reuse` datasets (other than `out` itself), so that consolidating a
+    session's runs into a new part file never duplicates a run that an earlier part holds."""
     from mdsurrogate.campaign.execute import ledger_path, result_readable  # noqa: PLC0415
     from mdsurrogate.campaign.ledger import Ledger  # noqa: PLC0415
+    from mdsurrogate.campaign.reuse import META_KEY, reuse_paths, run_ids_in  # noqa: PLC0415
 
     with Ledger(ledger_path(directory)) as ledger:
         rows = ledger.rows("done")
         name = ledger.get_meta("name") or Path(directory).name
         counts = ledger.counts()
+        patterns = json.loads(ledger.get_meta(META_KEY) or "[]")
+    if patterns:
+        own = Path(out).resolve() if out is not None else None
+        stored = run_ids_in([p for p in reuse_paths(patterns) if p != own])
+        rows = [r for r in rows if r.run_id not in stored]
+        if not rows:
+            raise RuntimeError("every finished run of this campaign is already in its reused datasets: "
+                               "nothing new to consolidate")
     bad = [r.run_id for r in rows if not result_readable(r.result)]
     if bad:
         raise RuntimeError(f"{len(bad)} runs marked done have unreadable results (e.g. {bad[0]}); "

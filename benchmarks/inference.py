@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mdsurrogate.surrogate import INFERENCE_BATCH, load_surrogate
 from mdsurrogate.surrogate.models import count_parameters, flops_per_profile
-from mdsurrogate.surrogate.saved import INFERENCE_BATCH, load_surrogate
 
 
 def median_time(fn, repeats: int) -> float:
@@ -55,7 +55,8 @@ def main(argv=None) -> int:
     cfg = members[0].config
     flops = flops_per_profile(cfg)
     print(f"surrogate {sur.name}: {len(members)} members of {cfg.n_inputs}->{'->'.join(map(str, cfg.hidden))}->"
-          f"{cfg.n_network_outputs}{' (mirrored to ' + str(cfg.n_outputs) + ')' if cfg.mirror else ''}, {count_parameters(members[0]):,} parameters each; torch {torch.__version__}, "
+          f"{cfg.n_network_outputs}{' (mirrored to ' + str(cfg.n_outputs) + ')' if cfg.mirror else ''}, "
+          f"{count_parameters(members[0]):,} parameters each; torch {torch.__version__}, "
           f"{a.threads} threads")
     print(f"FLOPs per profile: {flops / 1e6:.2f} MFLOP per member, {len(members) * flops / 1e6:.2f} MFLOP for the "
           f"ensemble; 1e6 profiles = {len(members) * flops * 1e6 / 1e12:.2f} TFLOP")

@@ -15,11 +15,10 @@ correlation time its SE is underestimated, making its time-to-target look shorte
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
-from mdsurrogate.simulation.engine import RunControls, simulate
+from mdsurrogate.simulation import RunControls, simulate
 from mdsurrogate.simulation.system import ConfinedElectrolyte
 
 

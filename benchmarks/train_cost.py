@@ -15,10 +15,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from mdsurrogate.dataset import load_dataset, split_indices, to_arrays
 from mdsurrogate.evaluation.metrics import overall_rmse
-from mdsurrogate.surrogate.data import load_dataset, random_split, to_arrays
 from mdsurrogate.surrogate.training import default_config, paper_config, predict_arrays, train_network
 
 REF = Path("/work/shared/reference/nanoconfinement_d0415_subset.pk")
@@ -63,7 +64,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     arr = to_arrays(load_dataset(a.data))
     n_test = int(a.n_test) if a.n_test >= 1 else a.n_test
-    tr, te = random_split(len(arr), n_test, a.seed)
+    tr, te = split_indices(np.arange(len(arr)), n_test, seed=a.seed)
     train, test = arr.take(tr), arr.take(te)
     print(f"data {a.data.name}: {len(tr)} train (80/20 train/val inside), {len(te)} test; loss={a.loss}; "
           f"torch threads={a.threads}", flush=True)

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mdsurrogate.campaign.execute import MARKER_ENV, result_path, result_readable
+from mdsurrogate.campaign.layout import result_path, result_readable
 from mdsurrogate.campaign.ledger import Ledger
 from mdsurrogate.campaign.spec import load_spec
+from mdsurrogate.campaign.worker import MARKER_ENV
 
 HERE = Path(__file__).resolve().parent
 INNER = {"synthetic": "mdsurrogate.campaign.synthetic:simulate", "engine": "mdsurrogate.simulation.engine:simulate"}
@@ -115,10 +116,10 @@ def crash_and_resume(tmp_path: Path, inner: str, design: str, controls: str, kil
     assert all(result_readable(result_path(camp, rid)) for rid in run_ids)
     assert not list((camp / "results").glob(".*.tmp"))
 
-    from mdsurrogate.dataset import consolidate, load
+    from mdsurrogate.dataset import consolidate, load_dataset
 
     consolidate(camp, camp / "dataset.nc")
-    ds = load(camp / "dataset.nc")
+    ds = load_dataset(camp / "dataset.nc")
     assert sorted(ds["run_id"].values.tolist()) == sorted(run_ids)
     assert ds.sizes["point"] == 502
     for v in ("n_plus", "n_minus", "n_plus_err", "n_minus_err", "integrated_charge"):

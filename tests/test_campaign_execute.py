@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mdsurrogate.campaign.execute import campaign_status, result_path, run_campaign
+from mdsurrogate.campaign.execute import campaign_status, run_campaign
+from mdsurrogate.campaign.layout import result_path
 from mdsurrogate.campaign.ledger import Ledger
 from mdsurrogate.campaign.spec import RESEED_STRIDE, parse_spec
 from mdsurrogate.cli import app
@@ -162,9 +163,9 @@ max_attempts = 1
     info = json.loads((tmp_path / "fig" / "summary.json").read_text())
     assert info["n_runs"] == 2 and info["runs_per_value"]["h"] == {"4": 1, "4.4": 1} and info["seeds"] == [1]
     assert (tmp_path / "fig" / "coverage.png").exists() and "git_commit" in info["provenance"]
-    from mdsurrogate.dataset import load
+    from mdsurrogate.dataset import load_dataset
 
-    ds = load(tmp_path / "camp" / "dataset.nc")
+    ds = load_dataset(tmp_path / "camp" / "dataset.nc")
     assert ds.sizes == {"system": 2, "point": 502}
     assert set(ds["seed"].values) == {1}
     assert np.all(np.isfinite(ds["n_plus"].values))
@@ -195,7 +196,7 @@ def test_busy_campaign_is_refused(tmp_path, workers):
 def test_result_readable_rejects_partial_and_broken_files(tmp_path):
     from types import SimpleNamespace
 
-    from mdsurrogate.campaign.execute import result_readable
+    from mdsurrogate.campaign.layout import result_readable
     from mdsurrogate.campaign.synthetic import simulate
     from mdsurrogate.simulation.system import ConfinedElectrolyte
 

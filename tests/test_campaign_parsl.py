@@ -13,14 +13,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import parsl  # noqa: F401  (a required dependency: a broken install must fail here, not skip)
 import pytest
 
-from mdsurrogate.campaign.execute import campaign_status, result_path, run_campaign
+from mdsurrogate.campaign.execute import campaign_status, run_campaign
+from mdsurrogate.campaign.layout import result_path
 from mdsurrogate.campaign.ledger import Ledger
 from mdsurrogate.campaign.parsl_configs import pbs_config, resolve_config, slurm_config
 from mdsurrogate.campaign.spec import parse_spec
-
-import parsl  # noqa: F401  (a required dependency: a broken install must fail here, not skip)
 
 
 def _spec(run_engine: bool):

@@ -10,6 +10,7 @@ import pytest
 
 from mdsurrogate import dataset
 from mdsurrogate.dataset.authors_pickle import load_authors_pickle
+from mdsurrogate.simulation.derived import charge_density, integrated_charge
 from mdsurrogate.simulation.system import INPUT_NAMES, PAPER_GRID
 
 REF = Path("/work/shared/reference/nanoconfinement_d0415_subset.pk")
@@ -33,21 +34,11 @@ def toy(n_h=3, n_c=4, seed=0):
 
 def test_integrated_charge_of_a_uniform_charge_density():
     z = np.linspace(-1.0, 1.0, 201)  # nm
-    rho = dataset.charge_density(np.full(201, 0.6), np.full(201, 0.5))  # 0.1 M net positive
+    rho = charge_density(np.full(201, 0.6), np.full(201, 0.5))  # 0.1 M net positive
     assert np.allclose(rho, 0.1 * 1000 * 6.02214076e23 * 1.602176634e-19)  # C/m^3
-    S = dataset.integrated_charge(z, rho, -0.01)
+    S = integrated_charge(z, rho, -0.01)
     assert S[0] == -0.01
     assert np.allclose(S, -0.01 + rho[0] * (z + 1.0) * 1e-9)
-
-
-def test_same_units_as_the_engine():
-    derived = pytest.importorskip("mdsurrogate.analysis.derived")
-    rng = np.random.default_rng(1)
-    z = np.linspace(-2, 2, 502)
-    n_p, n_m = rng.random(502), rng.random(502)
-    assert np.allclose(dataset.charge_density(n_p, n_m), derived.charge_density(n_p, n_m))
-    assert np.allclose(dataset.integrated_charge(z, dataset.charge_density(n_p, n_m), -0.015),
-                       derived.integrated_charge(z, n_p, n_m, -0.015))
 
 
 @needs_ref
@@ -65,7 +56,7 @@ def test_authors_pickle_import_is_complete_and_electroneutral(tmp_path):
     assert np.allclose(halved["n_plus_err"].values * 2.1, ds["n_plus_err"].values)
     # NetCDF round trip and back to the authors' format, bit for bit
     dataset.save(ds, tmp_path / "ref.nc")
-    back = dataset.load(tmp_path / "ref.nc")
+    back = dataset.load_dataset(tmp_path / "ref.nc")
     assert back["run_id"].values.tolist() == ds["run_id"].values.tolist()
     dataset.to_authors_pickle(back, tmp_path / "ref.pk")
     orig, again = load_authors_pickle(REF), load_authors_pickle(tmp_path / "ref.pk")
@@ -121,8 +112,6 @@ def test_splits_keep_replicas_of_a_system_together():
     without replicas the split is unchanged (same rows as the row-level split of the same seed)."""
     import xarray as xr
 
-    from mdsurrogate.surrogate.data import random_split as index_split
-
     ds = toy()  # 36 systems
     two = xr.concat([ds, ds.assign(seed=("system", np.full(36, 2)))], dim="system")
     keys = lambda d: [tuple(np.round(x, 6)) for x in dataset.inputs_array(d)]  # noqa: E731
@@ -133,12 +122,12 @@ def test_splits_keep_replicas_of_a_system_together():
     assert set(keys(test1)) == set(keys(test))
     g = dataset.system_groups(dataset.inputs_array(two))
     assert list(g[:36]) == list(range(36)) and list(g[36:]) == list(range(36))
-    tr, te = index_split(72, 0.25, 0, groups=g)
+    tr, te = dataset.split_indices(g, 0.25, seed=0)
     assert len(te) == 2 * 9 and not set(g[tr]) & set(g[te])
     expected = np.sort(np.random.default_rng(0).permutation(36)[:9])  # the row-level split of earlier versions
-    assert np.array_equal(index_split(36, 0.25, 0, groups=g[:36])[1], expected)
-    assert np.array_equal(index_split(36, 0.25, 0)[1], expected)
-    assert index_split(8, 0.5, 1, groups=np.repeat([10, 20, 30, 40], 2))[1].size == 4  # any labels: 2 of 4 systems
+    assert np.array_equal(dataset.split_indices(g[:36], 0.25, seed=0)[1], expected)
+    assert np.array_equal(dataset.split_indices(np.arange(36), 0.25, seed=0)[1], expected)
+    assert dataset.split_indices(np.repeat([10, 20, 30, 40], 2), 0.5, seed=1)[1].size == 4  # any labels: 2 of 4
     back, held = dataset.deterministic_separation(two, {"c": [0.25, 0.5]}, f=1 / 3, seed=0)
     assert held.sizes["system"] == 24 and len(set(keys(held))) == 12
     assert not set(keys(back)) & set(keys(held))
@@ -220,7 +209,7 @@ def test_summary_counts_compute_errors_and_replicas():
     assert s["n_runs"] == 3 and s["n_systems"] == 2 and s["seeds"] == [1, 2]
     assert s["core_hours"] == pytest.approx(2.5) and s["wall_s_mean"] == pytest.approx(2400.0)
     assert s["rel_error_median"] == pytest.approx(0.03)
-    assert s["E_MD"] == pytest.approx(np.sqrt((2 * 0.02 ** 2 + 0.04 ** 2) / 3))
+    assert "E_MD" not in s and dataset.error_bars(ds).shape == (3, 8)
     assert s["runs_per_value"]["h"] == {"4": 2, "4.4": 1} and s["runs_per_value"]["sigma_s"] == {"-0.02": 1, "-0.01": 2}
     # without the engine's rel_error, the same formula on the stored profiles (err / n = 0.02 / 1 and 0.04 / 2)
     plain = ds.drop_vars("rel_error").assign(n_plus=(("system", "point"), np.ones((3, 4))),

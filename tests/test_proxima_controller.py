@@ -8,8 +8,13 @@ import numpy as np
 import pytest
 from ase.calculators.calculator import Calculator, all_changes
 
-from mdsurrogate.proxima.calculator import (ControllerState, ProximaCalculator, ProximaSettings, blend_weight,
-                                            step_blend_index)
+from mdsurrogate.proxima.calculator import (
+    ControllerState,
+    ProximaCalculator,
+    ProximaSettings,
+    blend_weight,
+    step_blend_index,
+)
 from mdsurrogate.proxima.surrogate import Prediction
 from mdsurrogate.proxima.targets import si_vacancy_cell
 

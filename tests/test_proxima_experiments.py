@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 
 from mdsurrogate.proxima.experiments import max_dvdt, modelled_speedup
-from mdsurrogate.proxima.hops import (assign_sites, count_hops, diamond_sites_frac, rate_with_se, vacancy_track,
-                                      vacant_site)
+from mdsurrogate.proxima.hops import (
+    assign_sites,
+    count_hops,
+    diamond_sites_frac,
+    rate_with_se,
+    vacancy_track,
+    vacant_site,
+)
 from mdsurrogate.proxima.targets import density_g_cc, si_vacancy_cell
 
 

@@ -3,8 +3,8 @@
 import pytest
 
 from mdsurrogate.simulation.accuracy import energy_drift, force_errors
-from mdsurrogate.simulation.engine import RunControls
 from mdsurrogate.simulation.poisson_boltzmann import counterions_only_exact, solve_slit
+from mdsurrogate.simulation.settings import RunControls
 from mdsurrogate.simulation.system import AVOGADRO_PER_NM3_PER_MOLAR, ConfinedElectrolyte
 
 

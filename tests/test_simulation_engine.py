@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from mdsurrogate.analysis.derived import integrated_charge_error
-from mdsurrogate.simulation.engine import RunControls, SimulationFailed, simulate
+from mdsurrogate.simulation import RunControls, SimulationFailed, simulate
+from mdsurrogate.simulation.derived import integrated_charge_error
 from mdsurrogate.simulation.profiles import block_average, lag1_autocorrelation
 from mdsurrogate.simulation.system import AVOGADRO_PER_NM3_PER_MOLAR, ConfinedElectrolyte, particle_counts
 
@@ -141,7 +141,7 @@ def test_exploding_integration_is_caught(tmp_path):
 
 def test_failure_diagnosis_from_the_log():
     """LAMMPS' own errors are classified: an ion pushed through a wall in one step is a blow-up, not a bug."""
-    from mdsurrogate.simulation.engine import _diagnose
+    from mdsurrogate.simulation.runner import _diagnose
 
     wall = "ERROR on proc 0: Particle on or inside fix wall surface (src/src/fix_wall_lj126.cpp:95)"
     assert _diagnose(f"step\n{wall}\n", 1)[0] == "blowup"
@@ -171,10 +171,9 @@ def test_sigterm_to_the_caller_stops_lammps_too(tmp_path):
     import subprocess
     import sys
     import time
-    from pathlib import Path
 
     wd = (tmp_path / "wd").resolve()
-    code = ("from mdsurrogate.simulation.engine import RunControls, simulate\n"
+    code = ("from mdsurrogate.simulation import RunControls, simulate\n"
             "from mdsurrogate.simulation.system import ConfinedElectrolyte\n"
             f"simulate(ConfinedElectrolyte(4.0, 0.1, 0.415, 0.415, -0.01), RunControls(time_tau=5000.0), "
             f"workdir={str(wd)!r})\n")

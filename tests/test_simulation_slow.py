@@ -1,11 +1,10 @@
 """Long physics checks (minutes each): run with `pytest -m slow`."""
 
-import dataclasses
 
 import numpy as np
 import pytest
 
-from mdsurrogate.simulation.engine import RunControls, simulate
+from mdsurrogate.simulation import RunControls, simulate
 from mdsurrogate.simulation.poisson_boltzmann import solve_system
 from mdsurrogate.simulation.profiles import block_average, rebin_mean
 

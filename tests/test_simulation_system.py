@@ -1,4 +1,4 @@
-"""System construction rules (SPEC section 1) pinned against hand-computed values."""
+"""System construction rules (the authors' preprocessor) pinned against hand-computed values."""
 
 import pytest
 

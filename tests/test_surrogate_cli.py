@@ -8,7 +8,7 @@ import xarray as xr
 from typer.testing import CliRunner
 
 from mdsurrogate.cli import app
-from mdsurrogate.surrogate.saved import default_surrogate_path
+from mdsurrogate.surrogate import default_surrogate_path
 
 REF = Path("/work/shared/reference/nanoconfinement_d0415_subset.pk")
 runner = CliRunner()
@@ -88,16 +88,13 @@ def test_report_trains_scores_and_ships(tmp_path):
         pytest.skip("authors' reference pickle not available")
     import numpy as np
 
-    from mdsurrogate.dataset import save
-    from mdsurrogate.surrogate.data import dataset_from_authors_pickle
-    from mdsurrogate.surrogate.saved import load_surrogate
+    from mdsurrogate.dataset import load_dataset, save, split_indices
+    from mdsurrogate.surrogate import load_surrogate
 
-    ref = dataset_from_authors_pickle(REF)
+    ref = load_dataset(REF)
     three = ref.isel(system=[0, 40, 80])
     save(three, tmp_path / "ours.nc")
-    from mdsurrogate.surrogate.data import random_split
-
-    tr, te = random_split(81, 0.2, 0)
+    tr, te = split_indices(np.arange(81), 0.2, seed=0)
     precise = ref.isel(system=[int(te[0]), int(te[1]), int(tr[0])]).copy(deep=True)
     rng = np.random.default_rng(3)
     for v in ("n_plus", "n_minus"):
@@ -130,6 +127,7 @@ def test_report_trains_scores_and_ships(tmp_path):
     # the ANN's test systems (card) are the report's test split, on which the baselines were scored too
     assert shipped.card["training_data"]["test_systems"] == [str(ref["key"].values[i]) for i in te]
     for args, msg in ((["--losses", "mse,l1"], "--losses"), (["--test-fraction", "1"], "--test-fraction"),
-                      (["--members", "0"], "--members"), (["--reference-md", str(tmp_path / "ours.nc")], "--reference")):
+                      (["--members", "0"], "--members"),
+                      (["--reference-md", str(tmp_path / "ours.nc")], "--reference")):
         bad = runner.invoke(app, ["report", str(REF), *args])
         assert bad.exit_code == 2 and msg in bad.output, bad.output

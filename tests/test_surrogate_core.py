@@ -7,14 +7,26 @@ import numpy as np
 import pytest
 import torch
 
-from mdsurrogate.surrogate.data import (Arrays, dataset_from_authors_pickle, random_split, to_arrays,
-                                        validate_dataset, z_half_widths)
+from mdsurrogate.dataset import Arrays, load_dataset, split_indices, to_arrays, validate_dataset, z_half_widths
 from mdsurrogate.surrogate.losses import MSELoss, SoftLabelLoss, make_loss
-from mdsurrogate.surrogate.models import (NetworkConfig, ProfileNet, count_parameters, flops_per_profile,
-                                          output_scaling, paper_network)
+from mdsurrogate.surrogate.models import (
+    NetworkConfig,
+    ProfileNet,
+    count_parameters,
+    flops_per_profile,
+    output_scaling,
+    paper_network,
+)
 from mdsurrogate.surrogate.search import apply_params, grid_points, grid_search
-from mdsurrogate.surrogate.training import (TrainConfig, default_config, load_checkpoint, member_seeds,
-                                            paper_config, predict_arrays, train_network)
+from mdsurrogate.surrogate.training import (
+    TrainConfig,
+    default_config,
+    load_checkpoint,
+    member_seeds,
+    paper_config,
+    predict_arrays,
+    train_network,
+)
 
 REF = Path("/work/shared/reference/nanoconfinement_d0415_subset.pk")
 needs_ref = pytest.mark.skipif(not REF.exists(), reason="authors' reference pickle not available")
@@ -34,7 +46,7 @@ def toy_arrays(n=24, P=8, seed=0) -> Arrays:
 
 @needs_ref
 def test_authors_pickle_converter_format_and_error_scale():
-    ds = dataset_from_authors_pickle(REF)
+    ds = load_dataset(REF)
     validate_dataset(ds)
     assert ds.sizes == {"system": 81, "point": 502}
     assert set(np.unique(ds.h.values)) == {4.0, 4.4, 4.8}
@@ -42,7 +54,7 @@ def test_authors_pickle_converter_format_and_error_scale():
     assert len(ds.attrs["source_sha256"]) == 64
     half = z_half_widths(ds)
     assert half[4.4] == pytest.approx(2.209875) and half[4.0] == pytest.approx(2.002375)
-    ds2 = dataset_from_authors_pickle(REF, error_scale=1 / 2.1)
+    ds2 = load_dataset(REF, error_scale=1 / 2.1)
     np.testing.assert_allclose(ds2.n_plus_err.values * 2.1, ds.n_plus_err.values)
     assert ds2.attrs["error_scale"] == pytest.approx(1 / 2.1)
     a = to_arrays(ds)
@@ -59,13 +71,17 @@ def test_validate_dataset_names_missing_variable():
 
 
 def test_random_split_is_seeded_and_disjoint():
-    tr, te = random_split(81, 16, seed=3)
+    rows = np.arange(81)
+    tr, te = split_indices(rows, 16, seed=3)
     assert len(te) == 16 and len(tr) == 65 and not set(tr) & set(te)
-    tr2, te2 = random_split(81, 16, seed=3)
+    tr2, te2 = split_indices(rows, 16, seed=3)
     np.testing.assert_array_equal(te, te2)
-    assert not np.array_equal(te, random_split(81, 16, seed=4)[1])
+    assert not np.array_equal(te, split_indices(rows, 16, seed=4)[1])
     with pytest.raises(ValueError, match="n_test"):
-        random_split(5, 5, 0)
+        split_indices(np.arange(5), 5, seed=0)
+    for bad in (1.0, 1.5, -0.1):  # a fraction must leave both sides non-empty
+        with pytest.raises(ValueError, match="n_test"):
+            split_indices(rows, bad, seed=0)
 
 
 def test_paper_network_shape_init_and_flops():
@@ -269,7 +285,7 @@ def test_authors_pickle_keeps_the_authors_keys():
     list train/test systems by them) and carries the file's hash for the card's provenance."""
     from mdsurrogate.dataset.authors_pickle import load_authors_pickle
 
-    ds = dataset_from_authors_pickle(REF)
+    ds = load_dataset(REF)
     raw = load_authors_pickle(REF)
     assert [str(k) for k in ds["key"].values] == sorted(raw)
     assert len(ds.attrs["source_sha256"]) == 64 and ds.attrs["format"] == "authors_pickle"

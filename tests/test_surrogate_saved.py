@@ -11,11 +11,17 @@ import pytest
 import torch
 import xarray as xr
 
+from mdsurrogate.dataset import load_dataset
+from mdsurrogate.evaluation.scoring import fit_and_score
 from mdsurrogate.simulation.system import ConfinedElectrolyte
-from mdsurrogate.surrogate.data import dataset_from_authors_pickle
+from mdsurrogate.surrogate import (
+    ExtrapolationError,
+    ExtrapolationWarning,
+    SurrogateLoadError,
+    inputs_to_array,
+    load_surrogate,
+)
 from mdsurrogate.surrogate.models import NetworkConfig
-from mdsurrogate.surrogate.saved import (ExtrapolationError, ExtrapolationWarning, Surrogate, SurrogateLoadError,
-                                        default_surrogate_path, fit_surrogate, inputs_to_array, load_surrogate)
 from mdsurrogate.surrogate.training import default_config
 
 REF = Path("/work/shared/reference/nanoconfinement_d0415_subset.pk")
@@ -26,10 +32,10 @@ SYSTEM = dict(h=4.4, c=0.5, d_plus=0.415, d_minus=0.415, sigma_s=-0.015)
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     torch.set_num_threads(1)
-    ds = dataset_from_authors_pickle(REF)
+    ds = load_dataset(REF)
     cfg = replace(default_config(), network=NetworkConfig(hidden=(16, 32), activations=("relu", "sigmoid")),
                   max_epochs=30, eval_every=5, batch_size=32)
-    sur, report = fit_surrogate(ds, cfg, n_members=2, n_test=16, seed=0, name="test-surrogate")
+    sur, report = fit_and_score(ds, cfg, n_members=2, n_test=16, seed=0, name="test-surrogate")
     path = tmp_path_factory.mktemp("sur") / "model"
     sur.save(path)
     return path, sur, report
@@ -118,8 +124,12 @@ def test_mismatched_card_refused(trained, tmp_path):
     card = json.loads((dst / "card.json").read_text())
     card["architecture"]["hidden"] = [16, 64]
     (dst / "card.json").write_text(json.dumps(card))
-    with pytest.raises(SurrogateLoadError, match="does not match the architecture"):
+    with pytest.raises(SurrogateLoadError, match="edited after the weights were saved"):
         load_surrogate(dst)
+    _unbind(dst)  # weights without the card binding (older saves): the shapes still catch it
+    with pytest.raises(SurrogateLoadError, match="member 0 tensor .* has shape"):
+        load_surrogate(dst)
+    card = json.loads((dst / "card.json").read_text())
     card["architecture"]["hidden"] = [16, 32]
     card["n_members"] = 1
     (dst / "card.json").write_text(json.dumps(card))
@@ -133,6 +143,78 @@ def test_mismatched_card_refused(trained, tmp_path):
         load_surrogate(dst)
     with pytest.raises(SurrogateLoadError, match="no such"):
         load_surrogate(tmp_path / "nowhere")
+
+
+def _unbind(directory, transform=None):
+    """Rewrite the weights without the card binding (optionally transformed) and fix the card's sha256."""
+    from safetensors.torch import load_file, save_file
+
+    from mdsurrogate.io import file_sha256
+
+    w = directory / "weights.safetensors"
+    tensors = load_file(str(w))
+    if transform is not None:
+        tensors = transform(tensors)
+    save_file(tensors, str(w), metadata={"format": "mdsurrogate-surrogate"})
+    card = json.loads((directory / "card.json").read_text())
+    card["weights"]["sha256"] = file_sha256(w)
+    (directory / "card.json").write_text(json.dumps(card))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c["architecture"].update(output_activation="linear"), "edited after the weights were saved"),
+    (lambda c: c["architecture"].update(hidden=[16, 2**40]), "architecture.hidden must be"),
+    (lambda c: c["inputs"][0].update(training_range=[4.0, float("inf")]), "training_range must be two finite"),
+    (lambda c: c["inputs"][1].update(training_range=[0.0, 10.0]), "inside the physical limits"),
+    (lambda c: c["inputs"][2].update(training_range=[0.2, 0.63]), "edited after the weights were saved"),
+    (lambda c: c["outputs"]["z_grid"].update(half_width=[9.0] * len(c["outputs"]["z_grid"]["h"])),
+     "within 20 % of h/2"),
+    (lambda c: c["inputs"].reverse(), "inputs must list"),
+    (lambda c: c.update(n_members="2"), "n_members must be an integer"),
+    (lambda c: c["weights"].update(file="../../etc/passwd"), "weights.file must be a file name"),
+    (lambda c: c.update(inputs={"h": 1}), "inputs must list"),
+])
+def test_edited_card_is_refused(trained, tmp_path, edit, message):
+    """Every edit that would change predictions or disable the extrapolation check is refused on loading."""
+    dst = _copy(trained[0], tmp_path)
+    card = json.loads((dst / "card.json").read_text())
+    edit(card)
+    (dst / "card.json").write_text(json.dumps(card))
+    with pytest.raises(SurrogateLoadError, match=message):
+        load_surrogate(dst)
+
+
+def test_nan_weights_with_a_matching_hash_are_refused(trained, tmp_path):
+    dst = _copy(trained[0], tmp_path)
+
+    def poison(tensors):
+        key = sorted(tensors)[0]
+        tensors[key] = tensors[key].clone()
+        tensors[key].view(-1)[0] = float("nan")
+        return tensors
+
+    _unbind(dst, poison)
+    with pytest.raises(SurrogateLoadError, match="NaN or infinite weights"):
+        load_surrogate(dst)
+
+
+def test_a_diverged_surrogate_is_not_saved(trained, tmp_path):
+    import copy
+
+    sur = copy.deepcopy(trained[1])
+    with torch.no_grad():
+        next(sur.members[0].parameters()).fill_(float("nan"))
+    with pytest.raises(ValueError, match="NaN or infinite weights"):
+        sur.save(tmp_path / "nan")
+    assert not (tmp_path / "nan").exists()
+
+
+def test_nan_and_unphysical_inputs_are_refused_even_when_extrapolating(trained):
+    sur = trained[1]
+    for bad in (np.nan, 0.0, 1e30):
+        X = np.array([[4.4, bad, 0.415, 0.415, -0.015]])
+        with pytest.raises(ValueError, match="c .salt concentration.*physical limits"):
+            sur.check_inputs(X, allow_extrapolation=True)
 
 
 def test_save_overwrites_atomically(trained, tmp_path):
@@ -180,7 +262,7 @@ def test_predict_on_grid_interpolates_to_other_bins(trained):
     np.testing.assert_allclose(wide_mean[:, 0], mean[:, 0])
     with pytest.raises(ValueError, match="z must have shape"):
         sur.predict_on_grid(X, own[:1])
-    from mdsurrogate.surrogate.data import regrid_profiles
+    from mdsurrogate.dataset import regrid_profiles
 
     with pytest.raises(ValueError, match="increase"):
         regrid_profiles(mean, own[:, ::-1], own)

@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mdsurrogate.analysis.derived import integrated_charge
+from mdsurrogate.dataset import load_dataset, to_arrays
 from mdsurrogate.dataset.core import effective_sigma_s
 from mdsurrogate.evaluation.metrics import evaluate_predictions
+from mdsurrogate.io import file_sha256
+from mdsurrogate.simulation.derived import charge_density, integrated_charge
 from mdsurrogate.simulation.system import INPUT_NAMES
-from mdsurrogate.surrogate.data import file_sha256, load_dataset, to_arrays
-from mdsurrogate.surrogate.saved import ExtrapolationError, default_surrogate_path, load_surrogate
+from mdsurrogate.surrogate import ExtrapolationError, default_surrogate_path, load_surrogate
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "paper_subset_1000.nc"
@@ -65,8 +66,9 @@ def test_shipped_surrogate_on_its_held_out_md(shipped):
     for j in range(len(arr)):
         sigma = effective_sigma_s(dict(zip(INPUT_NAMES, arr.X[j])))
         mid = arr.Z.shape[1] // 2
-        s_md.append(integrated_charge(arr.Z[j], arr.Y[j, :502], arr.Y[j, 502:], sigma)[mid] / abs(sigma))
-        s_sur.append(integrated_charge(arr.Z[j], pred[j, :502], pred[j, 502:], sigma)[mid] / abs(sigma))
+        rho_md, rho_sur = charge_density(arr.Y[j, :502], arr.Y[j, 502:]), charge_density(pred[j, :502], pred[j, 502:])
+        s_md.append(integrated_charge(arr.Z[j], rho_md, sigma)[mid] / abs(sigma))
+        s_sur.append(integrated_charge(arr.Z[j], rho_sur, sigma)[mid] / abs(sigma))
     assert np.median(np.abs(s_sur)) < TOL_NEUTRAL, (np.median(np.abs(s_md)), np.median(np.abs(s_sur)))
     # the ensemble spread is an uncertainty, not noise: larger where the errors are larger
     err = np.abs(pred - arr.Y).mean(axis=1)

@@ -13,9 +13,10 @@ import os
 from pathlib import Path
 
 import numpy as np
+import xarray as xr
 
 from mdsurrogate.campaign.spec import CampaignSpec, SpecError
-from mdsurrogate.simulation.engine import RunControls
+from mdsurrogate.simulation.settings import RunControls
 
 META_KEY = "reuse"  # ledger meta: the spec's reuse patterns made absolute (JSON list), for consolidation
 
@@ -51,7 +52,6 @@ def reused_runs(spec: CampaignSpec, base: str | os.PathLike | None = None,
 
     Raises SpecError('campaign.reuse') when a file cannot be read or holds runs of the spec made under other
     run controls."""
-    import xarray as xr  # noqa: PLC0415 - heavy; campaign specs are validated without it
 
     wanted = {r.run_id for r in spec.runs}
     skipped = {Path(s).resolve() for s in skip}
@@ -74,10 +74,10 @@ def reused_runs(spec: CampaignSpec, base: str | os.PathLike | None = None,
                           if isinstance(value, (int, float)) and not isinstance(value, bool)
                           else got.astype(str) == str(value))
                     if not np.all(ok):
-                        bad = ids[rows[int(np.argmin(ok))]]
+                        first = int(np.argmin(ok))
                         raise SpecError("campaign.reuse",
-                                        f"{path}: run {bad} has {name} = {got[int(np.argmin(ok))]!r}, the spec's "
-                                        f"controls give {value!r}; it cannot be reused")
+                                        f"{path}: run {ids[rows[first]]} has {name} = {got[first].item()!r}, the "
+                                        f"spec's controls give {value!r}; it cannot be reused")
         except (OSError, KeyError, ValueError) as exc:
             if isinstance(exc, SpecError):
                 raise
@@ -94,7 +94,6 @@ def absolute_patterns(patterns: tuple[str, ...] | list[str], base: str | os.Path
 
 def run_ids_in(paths: list[Path]) -> set[str]:
     """Every run_id stored in these dataset files."""
-    import xarray as xr  # noqa: PLC0415
 
     ids: set[str] = set()
     for path in paths:

@@ -56,7 +56,6 @@ Every problem is reported as SpecError naming the key (e.g. ``design[2].n``) bef
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import math
 import tomllib
@@ -67,12 +66,15 @@ from typing import Any
 import numpy as np
 
 from mdsurrogate.campaign.parsl_configs import BUILTIN_CONFIGS
+from mdsurrogate.simulation.settings import RunControls
 from mdsurrogate.simulation.system import (
     DESIGN_RANGES,
     INPUT_NAMES,
     PAPER_GRID,
     ConfinedElectrolyte,
     InvalidInput,
+    grid_points,
+    system_key,
 )
 
 DESIGN_TYPES = ("grid", "random_subset", "sobol", "lhs", "list")
@@ -228,13 +230,13 @@ def expand_design(block: Any, where: str, allow_outside_design: bool = False,
         raise SpecError(f"{where}.type", f"must be one of {list(DESIGN_TYPES)}, got {kind!r}")
     if kind == "grid":
         _check_keys(block, ("type", *INPUT_NAMES), where)
-        pts = _grid_points(_grid_values(block, where))
+        pts = grid_points(_grid_values(block, where))
     elif kind == "random_subset":
         _check_keys(block, ("type", "n", "seed", "grid"), where)
         grid_table = _table(block.get("grid", {}), f"{where}.grid")
         _check_keys(grid_table, INPUT_NAMES, f"{where}.grid")
         grid = _grid_values(grid_table, f"{where}.grid")
-        full = [p for p in _grid_points(grid) if not any(_matches(p, r) for r in exclude or [])]
+        full = [p for p in grid_points(grid) if not any(_matches(p, r) for r in exclude or [])]
         n = _positive_int(block.get("n"), f"{where}.n")
         if n > len(full):
             raise SpecError(f"{where}.n", f"asks for {n} systems but the grid has only {len(full)} "
@@ -278,10 +280,6 @@ def _grid_values(block: dict, where: str) -> dict[str, tuple[float, ...]]:
             raise SpecError(f"{where}.{k}", f"must be a number or a non-empty list of numbers, got {v!r}")
         values[k] = tuple(_number(x, f"{where}.{k}") for x in v)
     return values
-
-
-def _grid_points(values: dict[str, tuple[float, ...]]) -> list[dict[str, float]]:
-    return [dict(zip(INPUT_NAMES, combo)) for combo in itertools.product(*(values[k] for k in INPUT_NAMES))]
 
 
 def _space_filling(block: dict, where: str, kind: str) -> list[dict[str, float]]:
@@ -328,13 +326,6 @@ def _space_filling(block: dict, where: str, kind: str) -> list[dict[str, float]]
             p[k] = float(min(max(round(float(x), decimals), lo), hi))
         pts.append({k: p[k] for k in INPUT_NAMES})
     return pts
-
-
-def system_key(inputs: dict[str, float]) -> str:
-    """The authors' key of a system, e.g. 'Z_4.4_p_1_n_-1_d_0.415_a_0.415_c_0.5_i_-0.015'."""
-    f = lambda x: f"{x:g}"  # noqa: E731
-    return (f"Z_{f(inputs['h'])}_p_1_n_-1_d_{f(inputs['d_plus'])}_a_{f(inputs['d_minus'])}"
-            f"_c_{f(inputs['c'])}_i_{f(inputs['sigma_s'])}")
 
 
 # ---------------------------------------------------------------------------------------------- exclusions
@@ -428,11 +419,7 @@ def _execution(raw: Any) -> Execution:
 
 
 def _check_engine_accepts(controls: dict[str, Any], seed: int, mpi_ranks: int) -> None:
-    """Let the engine's RunControls validate the controls too (skipped while the engine is absent)."""
-    try:
-        from mdsurrogate.simulation.engine import RunControls  # noqa: PLC0415
-    except ImportError:
-        return
+    """Let the engine's RunControls validate the controls too."""
     try:
         RunControls(**controls, seed=seed, mpi_ranks=mpi_ranks)
     except TypeError as exc:

@@ -15,9 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from mdsurrogate import __version__
+from mdsurrogate.io import write_netcdf_atomic
+from mdsurrogate.provenance import git_commit
+from mdsurrogate.simulation.derived import charge_density, integrated_charge
+from mdsurrogate.simulation.system import N_GRID
+
 SYNTHETIC_STEPS_PER_S = 10_000.0
 FAIL_SEED = 13
-N_POINTS = 502
 
 
 class SyntheticFailure(RuntimeError):
@@ -29,11 +34,6 @@ class SyntheticFailure(RuntimeError):
 
 def simulate(system, controls, out: Path, workdir: Path | None = None, progress=None):
     import xarray as xr  # noqa: PLC0415
-
-    from mdsurrogate import __version__  # noqa: PLC0415
-    from mdsurrogate.dataset.core import charge_density, integrated_charge  # noqa: PLC0415
-    from mdsurrogate.io import write_netcdf_atomic  # noqa: PLC0415
-    from mdsurrogate.provenance import git_commit  # noqa: PLC0415
 
     t0, t_start = time.monotonic(), time.time()
     steps = int(getattr(controls, "steps", None) or 2000)
@@ -51,7 +51,7 @@ def simulate(system, controls, out: Path, workdir: Path | None = None, progress=
         raise SyntheticFailure(f"lost atoms (synthetic failure, seed {seed})", log)
     rng = np.random.default_rng(seed)
     h, c = system.h, system.c
-    z = np.linspace(-h / 2, h / 2, N_POINTS)
+    z = np.linspace(-h / 2, h / 2, N_GRID)
     wall_dist = h / 2 - np.abs(z)
     debye = 0.304 / np.sqrt(c)
     excl_p, excl_m = system.d_plus / 2, system.d_minus / 2
@@ -60,8 +60,8 @@ def simulate(system, controls, out: Path, workdir: Path | None = None, progress=
     n_minus = np.where(wall_dist > excl_m, c * (1 - 0.3 * shape), 0.0)
     err_p = 0.02 * c + 0.01 * n_plus
     err_m = 0.02 * c + 0.01 * n_minus
-    n_plus = np.clip(n_plus + rng.normal(0, 1, N_POINTS) * err_p * (n_plus > 0), 0, None)
-    n_minus = np.clip(n_minus + rng.normal(0, 1, N_POINTS) * err_m * (n_minus > 0), 0, None)
+    n_plus = np.clip(n_plus + rng.normal(0, 1, N_GRID) * err_p * (n_plus > 0), 0, None)
+    n_minus = np.clip(n_minus + rng.normal(0, 1, N_GRID) * err_m * (n_minus > 0), 0, None)
     rho = charge_density(n_plus, n_minus)
     ds = xr.Dataset(
         {
@@ -77,10 +77,20 @@ def simulate(system, controls, out: Path, workdir: Path | None = None, progress=
                "steps": steps, "dt": 0.001, "wall_time_s": time.monotonic() - t0, "lammps_version": "synthetic",
                "git_commit": git_commit(), "mdsurrogate_version": __version__, "engine": "synthetic",
                "pid": os.getpid(), "mpi_ranks": int(getattr(controls, "mpi_ranks", 1)),
-               "t_start": t_start, "t_end": time.time()},
+               "t_start": t_start, "t_end": time.time(), **_schedule_attrs(controls)},
     )
     write_netcdf_atomic(ds, out)
     return ds
+
+
+def _schedule_attrs(controls) -> dict:
+    """The run-control attributes the engine records (schedule, engine settings), so that synthetic campaigns
+    exercise the same bookkeeping (e.g. `campaign.reuse`)."""
+    if not hasattr(controls, "schedule"):
+        return {}
+    eq, prod = controls.schedule()
+    return {"equilibration_steps": eq, "production_steps_planned": prod, "n_error_blocks": controls.n_blocks,
+            **controls.settings().as_attrs()}
 
 
 def simulate_truncated(system, controls, out: Path, workdir: Path | None = None):

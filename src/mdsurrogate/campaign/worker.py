@@ -22,8 +22,10 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Callable
+
+from mdsurrogate.simulation.settings import RunControls
+from mdsurrogate.simulation.system import ConfinedElectrolyte
 
 DEFAULT_RUN_FN = "mdsurrogate.simulation.engine:simulate"
 MARKER_ENV = "MDSURROGATE_CAMPAIGN"
@@ -38,19 +40,12 @@ def resolve(path: str) -> Callable:
 
 
 def make_controls(controls: dict[str, Any], seed: int, mpi_ranks: int):
-    """The engine's RunControls (a plain namespace while the engine module is absent)."""
-    try:
-        from mdsurrogate.simulation.engine import RunControls  # noqa: PLC0415
-    except ImportError:
-        base = {"preset": "production", "time_tau": None, "steps": None, "target_rel_error": None,
-                "timeout_s": None}
-        return SimpleNamespace(**{**base, **controls, "seed": seed, "mpi_ranks": mpi_ranks})
+    """The engine's RunControls of one run."""
     return RunControls(**controls, seed=seed, mpi_ranks=mpi_ranks)
 
 
 def run_task(task: dict) -> float:
     """Run one task in this process; returns its wall time. Raises whatever the run function raises."""
-    from mdsurrogate.simulation.system import ConfinedElectrolyte  # noqa: PLC0415
 
     fn = resolve(task.get("run_fn") or DEFAULT_RUN_FN)
     system = ConfinedElectrolyte(**task["inputs"], allow_outside_design=task.get("allow_outside_design", False))

@@ -53,6 +53,7 @@ def run(
     from mdsurrogate.campaign.execute import run_campaign  # noqa: PLC0415
     from mdsurrogate.campaign.ledger import LedgerBusy, LedgerMismatch  # noqa: PLC0415
     from mdsurrogate.campaign.worker import DEFAULT_RUN_FN  # noqa: PLC0415
+    from mdsurrogate.cli.progress import CampaignProgress  # noqa: PLC0415
 
     s = _load(spec)
     if backend is not None and backend not in ("local", "parsl"):
@@ -60,7 +61,8 @@ def run(
     try:
         summary = run_campaign(s, directory, run_fn=run_fn or DEFAULT_RUN_FN, workers=workers, cores_per_run=cores,
                                backend=backend, parsl_config=parsl_config, max_attempts=max_attempts, limit=limit,
-                               retry_failed=retry_failed, progress=progress, log=typer.echo)
+                               retry_failed=retry_failed, observer=CampaignProgress() if progress else None,
+                               log=typer.echo)
     except (LedgerBusy, LedgerMismatch, ValueError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -84,7 +86,8 @@ def status(
     from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
-    from mdsurrogate.campaign.execute import campaign_dir, campaign_status  # noqa: PLC0415
+    from mdsurrogate.campaign.execute import campaign_status  # noqa: PLC0415
+    from mdsurrogate.campaign.layout import campaign_dir  # noqa: PLC0415
 
     if directory.is_file():
         directory = campaign_dir(_load(directory))
@@ -130,7 +133,7 @@ def consolidate(
                                                                    "summary.json (compute, errors, coverage) here"),
 ) -> None:
     """Gather every finished run into one NetCDF dataset; print its summary (runs, core-hours, errors)."""
-    from mdsurrogate.campaign.execute import campaign_dir  # noqa: PLC0415
+    from mdsurrogate.campaign.layout import campaign_dir  # noqa: PLC0415
     from mdsurrogate.dataset import consolidate as _consolidate  # noqa: PLC0415
 
     if directory.is_file():
@@ -140,10 +143,11 @@ def consolidate(
         ds = _consolidate(directory, out)
     except (FileNotFoundError, RuntimeError, ValueError) as exc:
         _fail(str(exc))
-    from mdsurrogate.dataset import summary  # noqa: PLC0415
+    from mdsurrogate.dataset import error_bars, summary  # noqa: PLC0415
+    from mdsurrogate.evaluation.metrics import md_noise_floor  # noqa: PLC0415
 
     typer.echo(f"wrote {out}: {ds.sizes['system']} runs x {ds.sizes['point']} points")
-    info = summary(ds)
+    info = {**summary(ds), "E_MD": md_noise_floor(error_bars(ds))}
     typer.echo(f"{info['n_systems']} systems, {info['core_hours']:.2f} core-hours ({info['wall_s_mean']:.0f} s per "
                f"run), median relative error {info['rel_error_median']:.3f} (90 % below "
                f"{info['rel_error_p90']:.3f}), E_MD {info['E_MD']:.4f} M")
@@ -174,8 +178,9 @@ def export(
     try:
         if source.suffix in (".pk", ".pkl", ".pickle"):
             ds = dataset.from_authors_pickle(source, error_scale=error_scale)
+            dataset.validate_dataset(ds)
         else:
-            ds = dataset.load(source)
+            ds = dataset.load_dataset(source, error_scale=error_scale)
         if fmt == "netcdf":
             dataset.save(ds, out)
         elif fmt == "pickle":

@@ -1,13 +1,57 @@
-"""CLI commands of the proxima stage: `mdsurrogate proxima npt | hops | cost | smoke`."""
+"""CLI commands of the proxima stage: `mdsurrogate proxima npt | hops | cost | smoke`.
+
+Every numeric option is checked before any work starts; a bad value ends with a one-line `error:` naming the
+option and its allowed range (exit code 2).
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
 
 proxima_app = typer.Typer(help="PROXIMA and PROXIMA+BLEND on-the-fly surrogate control (tynes2024, SPEC 6).",
                           no_args_is_help=True)
+
+POTENTIALS = ("sw", "tersoff")
+TARGETS = ("sw", "tersoff", "tblite", "cp2k")
+SAMPLE_EVERY = 10  # hops: positions are sampled every 10 steps (ExperimentSettings.sample_every)
+
+
+def _fail(msg: str) -> None:
+    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def _check_int(option: str, value: int, lo: int, hi: int | None = None) -> None:
+    if value < lo or (hi is not None and value > hi):
+        _fail(f"{option} must be {f'in [{lo}, {hi}]' if hi is not None else f'>= {lo}'}, got {value}")
+
+
+def _check_float(option: str, value: float, lo: float, hi: float = math.inf, lo_open: bool = False,
+                 unit: str = "") -> None:
+    ok = math.isfinite(value) and (value > lo if lo_open else value >= lo) and value <= hi
+    if not ok:
+        if hi == math.inf:
+            rng = f"{'>' if lo_open else '>='} {lo:g}"
+        else:
+            rng = f"in {'(' if lo_open else '['}{lo:g}, {hi:g}]"
+        _fail(f"{option} must be a finite number {rng}{f' ({unit})' if unit else ''}, got {value}")
+
+
+def _check_common(seeds: int, steps: int, potential: str, target_err: float, min_target_fraction: float,
+                  n_blend: int, n_pretrain: int, epochs: int, min_steps: int = 1) -> None:
+    """The options shared by `npt` and `hops`."""
+    _check_int("--seeds", seeds, 1)
+    _check_int("--steps", steps, min_steps)
+    if potential not in POTENTIALS:
+        _fail(f"--potential must be one of {', '.join(POTENTIALS)}, got {potential!r}")
+    _check_float("--target-err", target_err, 0.0, lo_open=True, unit="eV/A")
+    _check_float("--min-target-fraction", min_target_fraction, 0.0, 1.0)
+    _check_int("--n-blend", n_blend, 0)
+    _check_int("--n-pretrain", n_pretrain, 1)
+    _check_int("--epochs", epochs, 1)
 
 
 def _settings(seeds: int, steps: int, potential: str, target_err: float, min_target_fraction: float,
@@ -33,12 +77,15 @@ def npt(
     full: bool = typer.Option(False, help="paper settings: 10 seeds, 2048 steps, 1024 training frames"),
 ):
     """Experiment 1: 800 K NPT density and max |dV/dt| (paper Figs. 2-3)."""
+    from mdsurrogate.cli.progress import rich_progress
     from mdsurrogate.proxima.experiments import npt_experiment
 
     if full:
         seeds, steps, n_pretrain = 10, 2048, 1024
+    _check_common(seeds, steps, potential, target_err, min_target_fraction, n_blend, n_pretrain, epochs)
     es = _settings(seeds, steps, potential, target_err, min_target_fraction, n_blend, n_pretrain, epochs)
-    s = npt_experiment(out, es)
+    with rich_progress() as bar:
+        s = npt_experiment(out, es, progress=bar)
     for cond, c in s["conditions"].items():
         typer.echo(f"{cond:8s} density {c['density_g_cc_mean']:.4f} g/cc ({c['density_rel_err_vs_target']:+.2%})"
                    f"  median max|dV/dt| {c['max_abs_dVdt_median']:.3f} A^3/fs")
@@ -49,26 +96,33 @@ def npt(
 def hops(
     out: Path = typer.Option(Path("runs/proxima/hops"), help="output directory"),
     seeds: int = typer.Option(4, help="velocity seeds per condition (paper 10)"),
-    steps: int = typer.Option(6000, help="NVT steps of 1 fs (paper 40000)"),
+    steps: int = typer.Option(6000, help="NVT steps of 1 fs, >= 10 (paper 40000)"),
     potential: str = typer.Option("sw", help="target: sw or tersoff"),
     target_err: float = typer.Option(0.9, help="force error bound, eV/A"),
     min_target_fraction: float = typer.Option(0.1, help="forced target fraction"),
     n_blend: int = typer.Option(10, help="blending steps of PROXIMA+BLEND"),
     n_pretrain: int = typer.Option(256, help="target frames the ensemble is trained on"),
     epochs: int = typer.Option(32, help="training epochs"),
-    lattice: float = typer.Option(5.43, help="lattice constant of the NVT cell, A"),
-    equil_steps: int = typer.Option(500, help="steps not counted for hops"),
+    lattice: float = typer.Option(5.43, help="lattice constant of the NVT cell, A (4 to 8)"),
+    equil_steps: int = typer.Option(500, help="steps not counted for hops (at most steps - 10)"),
     min_dwell: int = typer.Option(3, help="samples (10 fs each) a new vacant site must persist"),
     full: bool = typer.Option(False, help="paper settings: 10 seeds, 40000 steps, 1024 training frames"),
 ):
     """Experiment 2: vacancy hop rate at 1573 K NVT, Wigner-Seitz detection (paper Table 1)."""
+    from mdsurrogate.cli.progress import rich_progress
     from mdsurrogate.proxima.experiments import hops_experiment
 
     if full:
         seeds, steps, n_pretrain = 10, 40000, 1024
+    _check_common(seeds, steps, potential, target_err, min_target_fraction, n_blend, n_pretrain, epochs,
+                  min_steps=SAMPLE_EVERY)
+    _check_float("--lattice", lattice, 4.0, 8.0, unit="A")
+    _check_int("--equil-steps", equil_steps, 0, steps - SAMPLE_EVERY)
+    _check_int("--min-dwell", min_dwell, 1)
     es = _settings(seeds, steps, potential, target_err, min_target_fraction, n_blend, n_pretrain, epochs,
-                   lattice=lattice, equil_steps=equil_steps, min_dwell=min_dwell)
-    s = hops_experiment(out, es)
+                   lattice=lattice, equil_steps=equil_steps, min_dwell=min_dwell, sample_every=SAMPLE_EVERY)
+    with rich_progress() as bar:
+        s = hops_experiment(out, es, progress=bar)
     for cond, c in s["conditions"].items():
         typer.echo(f"{cond:8s} hop rate {c['rate_per_ps']:.3f} +- {c['se']:.3f} /ps ({c['rel_err_vs_target']:+.1%})")
     typer.echo(f"wrote {out / 'summary.json'}")
@@ -84,10 +138,16 @@ def cost(
     """Experiment 3: target/surrogate call counts and times, measured and modelled speedup (paper: 1.5x)."""
     from mdsurrogate.proxima.experiments import cost_report
 
+    unknown = [e for e in expensive if e not in TARGETS]
+    if unknown:
+        _fail(f"--expensive must name targets among {', '.join(TARGETS)}, got {unknown[0]!r}")
     found = [p for p in inputs if (p / "summary.json").exists() or p.is_file()]
     if not found:
-        raise typer.BadParameter("no experiment summaries found; run `proxima npt` / `proxima hops` first")
-    r = cost_report(out, found, expensive)
+        _fail("no experiment summaries found; run `proxima npt` / `proxima hops` first")
+    try:
+        r = cost_report(out, found, expensive)
+    except (KeyError, ValueError) as exc:  # a summary.json that is not an experiment summary
+        _fail(f"cannot read the experiment summaries {[str(p) for p in found]}: {type(exc).__name__}: {exc}")
     typer.echo(f"per-call target time (s): {r['per_call_target_s']}")
     for path, exp in r["experiments"].items():
         for cond, e in exp.items():
@@ -102,15 +162,17 @@ def cost(
 
 
 @proxima_app.command()
-def smoke(target: str = typer.Argument(..., help="tblite or cp2k"), steps: int = 3,
+def smoke(target: str = typer.Argument(..., help="tblite or cp2k"),
+          steps: int = typer.Option(3, help="NVE steps of 1 fs (>= 1)"),
           out: Path = typer.Option(Path("runs/proxima/smoke"))):
     """A short PROXIMA run with an expensive target (optional dependencies)."""
     from mdsurrogate.io import write_json_atomic
     from mdsurrogate.proxima.experiments import smoke_run
     from mdsurrogate.proxima.targets import available_targets
 
+    _check_int("--steps", steps, 1)
     if target not in available_targets():
-        raise typer.BadParameter(f"{target} not available here (have {available_targets()})")
+        _fail(f"target {target!r} is not available here (have {', '.join(available_targets())})")
     r = smoke_run(target, steps=steps, out=out)
     write_json_atomic(out / f"smoke_{target}.json", r)
     typer.echo(r)

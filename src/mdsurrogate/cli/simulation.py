@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Optional
@@ -11,22 +10,6 @@ import typer
 from rich.console import Console
 
 console = Console()
-
-
-@contextlib.contextmanager
-def _progress_bar(description: str):
-    """A rich progress bar fed by the engine's progress callback (blocks done, planned, relative error)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} blocks"),
-                  TextColumn("rel. err {task.fields[err]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                  console=console, transient=False) as bar:
-        task = bar.add_task(description, total=None, err="-")
-
-        def update(done: int, planned: int, err: float) -> None:
-            bar.update(task, completed=done, total=planned, err="-" if err == float("inf") else f"{err:.3f}")
-
-        yield update
 
 
 def _system(h, c, d_plus, d_minus, sigma_s, allow_outside_design):
@@ -40,11 +23,12 @@ def _system(h, c, d_plus, d_minus, sigma_s, allow_outside_design):
 
 
 def _run_and_write(system, controls, out_dir: Path, label: str, plot: bool = True):
-    from mdsurrogate.simulation.engine import SimulationFailed, simulate
+    from mdsurrogate.cli.progress import run_progress
+    from mdsurrogate.simulation import SimulationFailed, simulate
     from mdsurrogate.simulation.export import plot_profiles, write_summary, write_tsv
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    with _progress_bar(label) as update:
+    with run_progress(label, console=console) as update:
         try:
             ds = simulate(system, controls, out=out_dir / "profiles.nc", workdir=out_dir / "lammps", progress=update)
         except SimulationFailed as exc:
@@ -79,7 +63,7 @@ def register(app: typer.Typer) -> None:
         allow_outside_design: bool = typer.Option(False, help="allow inputs outside the papers' design ranges"),
     ) -> None:
         """Run one MD simulation; writes profiles.nc, TSV files, profiles.png and summary.json."""
-        from mdsurrogate.simulation.engine import RunControls
+        from mdsurrogate.simulation.settings import RunControls
 
         system = _system(h, c, d_plus, d_minus, sigma_s, allow_outside_design)
         try:
@@ -98,8 +82,8 @@ def register(app: typer.Typer) -> None:
              time_tau: float = typer.Option(400.0, help="simulated time in tau (about a minute on 2 cores)")) -> None:
         """The main job on the embedded default: a short production-preset simulation of h = 4.4 nm,
         c = 0.5 M, d = 0.415 nm, sigma_s = -0.015 C/m^2; writes profiles, a PNG plot and a summary."""
-        from mdsurrogate.simulation.engine import RunControls
         from mdsurrogate.simulation.export import summary
+        from mdsurrogate.simulation.settings import RunControls
 
         system = _system(4.4, 0.5, 0.415, 0.415, -0.015, False)
         ds = _run_and_write(system, RunControls(time_tau=time_tau, mpi_ranks=1, seed=1), out, "demo " + system.key())
@@ -126,10 +110,14 @@ def register(app: typer.Typer) -> None:
 
         from mdsurrogate.dataset.authors_pickle import load_authors_pickle
         from mdsurrogate.io import write_json_atomic, write_text_atomic
-        from mdsurrogate.simulation.engine import RunControls
         from mdsurrogate.simulation.export import plot_profiles
-        from mdsurrogate.simulation.validate import (VALIDATION_SYSTEMS, compare_to_reference,
-                                                     find_reference_file, reference_entry)
+        from mdsurrogate.simulation.settings import RunControls
+        from mdsurrogate.simulation.validate import (
+            VALIDATION_SYSTEMS,
+            compare_to_reference,
+            find_reference_file,
+            reference_entry,
+        )
 
         ref_path = reference or find_reference_file()
         if ref_path is None or not Path(ref_path).exists():
@@ -154,7 +142,8 @@ def register(app: typer.Typer) -> None:
                 plot_profiles(ds, run_dir / "vs_reference.png", reference=ref_ds,
                               title=f"{preset}: {system.key()} (dashed: authors' MD)")
                 row = {"preset": preset, **cmp.as_dict(), "agreement_unscaled_ref_errors": cmp_raw.agreement,
-                       "time_tau": float(ds.attrs["production_time_tau"]) / (1 - float(ds.attrs["engine_equilibration_fraction"])),
+                       "time_tau": float(ds.attrs["production_time_tau"])
+                       / (1 - float(ds.attrs["engine_equilibration_fraction"])),
                        "wall_time_s": float(ds.attrs["wall_time_s"])}
                 rows.append(row)
                 console.print(f"{preset:10s} {system.key():45s} agreement {cmp.agreement:.3f} "
@@ -181,7 +170,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Force errors of the preset (PPPM vs a 1e-7 reference; uniform-sheet vs mesh walls) and NVE drift."""
         from mdsurrogate.simulation.accuracy import energy_drift, force_errors
-        from mdsurrogate.simulation.engine import RunControls
+        from mdsurrogate.simulation.settings import RunControls
 
         system = _system(h, c, d_plus, d_minus, sigma_s, allow_outside_design)
         controls = RunControls(preset=preset)

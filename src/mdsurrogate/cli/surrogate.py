@@ -62,8 +62,8 @@ def register(app: typer.Typer) -> None:
         import numpy as np
         import torch
 
-        from mdsurrogate.surrogate.data import load_dataset
-        from mdsurrogate.surrogate.saved import fit_surrogate
+        from mdsurrogate.dataset import load_dataset, split_indices, system_groups, to_arrays
+        from mdsurrogate.evaluation.scoring import fit_and_score
         from mdsurrogate.surrogate.search import apply_params
         from mdsurrogate.surrogate.training import default_config, paper_config
 
@@ -81,11 +81,11 @@ def register(app: typer.Typer) -> None:
             if epochs is not None:
                 config = dataclasses.replace(config, max_epochs=epochs)
             if search:
-                from mdsurrogate.surrogate.data import split_by_system, to_arrays
                 from mdsurrogate.surrogate.search import DEFAULT_SEARCH_GRID, PAPER_SEARCH_GRID, grid_search
 
                 arr = to_arrays(ds)
-                tr = split_by_system(arr, test_fraction, seed)[0] if test_fraction else np.arange(len(arr))
+                tr = (split_indices(system_groups(arr.X), test_fraction, seed=seed)[0] if test_fraction
+                      else np.arange(len(arr)))
                 found = grid_search(arr.take(np.asarray(tr)), dataclasses.replace(config, max_epochs=search_epochs),
                                     PAPER_SEARCH_GRID if recipe == "paper" else DEFAULT_SEARCH_GRID,
                                     n_workers=workers, seed=seed)
@@ -93,7 +93,7 @@ def register(app: typer.Typer) -> None:
                     typer.echo(f"  search: {res.params} val MSE {res.val_mse:.3e} (best epoch {res.best_epoch})")
                 config = apply_params(config, found[0].params)
                 typer.echo(f"grid search best: {found[0].params}")
-            sur, report = fit_surrogate(ds, config, n_members=members, n_test=test_fraction, seed=seed, name=name)
+            sur, report = fit_and_score(ds, config, n_members=members, n_test=test_fraction, seed=seed, name=name)
         except (ValueError, OSError) as exc:
             _fail(str(exc))
         sur.save(out)
@@ -103,10 +103,8 @@ def register(app: typer.Typer) -> None:
                     "member mean": report["metrics"]["test_member_mean"]}
             if baselines:
                 from mdsurrogate.evaluation.baselines import run_baselines
-                from mdsurrogate.surrogate.data import split_by_system, to_arrays
-
                 arr = to_arrays(ds)
-                tr, te = split_by_system(arr, test_fraction, seed)
+                tr, te = split_indices(system_groups(arr.X), test_fraction, seed=seed)
                 for row in run_baselines(arr.X[tr], arr.Y[tr], arr.X[te], arr.Y[te], arr.EPS[te], seed=seed):
                     rows[row.pop("model")] = row
             _metrics_table(f"random test split ({sur.card['training_data']['n_test']} systems)", rows)
@@ -136,10 +134,10 @@ def register(app: typer.Typer) -> None:
         on the external reference; writes report.json, report.md and the trained ensembles."""
         import torch
 
+        from mdsurrogate.dataset import load_dataset
         from mdsurrogate.evaluation.studies import LOSS_NAMES, random_split_report, report_markdown
         from mdsurrogate.io import atomic_path, write_json_atomic
         from mdsurrogate.provenance import provenance
-        from mdsurrogate.surrogate.data import load_dataset
         from mdsurrogate.surrogate.training import default_config
 
         def config_fn(loss: str, seed_: int):
@@ -215,7 +213,7 @@ def register(app: typer.Typer) -> None:
         import pandas as pd
 
         from mdsurrogate.io import atomic_path, write_netcdf_atomic
-        from mdsurrogate.surrogate.saved import load_surrogate
+        from mdsurrogate.surrogate.card import load_surrogate
 
         single = dict(h=h, c=c, d_plus=d_plus, d_minus=d_minus, sigma_s=sigma_s)
         try:
@@ -292,11 +290,11 @@ def register(app: typer.Typer) -> None:
 
         import numpy as np
 
+        from mdsurrogate.dataset import load_dataset, to_arrays
         from mdsurrogate.evaluation.metrics import evaluate_predictions, success_rate_per_system
         from mdsurrogate.io import write_json_atomic
         from mdsurrogate.provenance import provenance
-        from mdsurrogate.surrogate.data import load_dataset, to_arrays
-        from mdsurrogate.surrogate.saved import load_surrogate
+        from mdsurrogate.surrogate.card import load_surrogate
 
         try:
             sur = load_surrogate(model)
@@ -304,8 +302,7 @@ def register(app: typer.Typer) -> None:
             if split != "all":
                 if split not in ("train", "test"):
                     _fail(f"--split must be 'all', 'train' or 'test', got {split!r}")
-                from mdsurrogate.campaign.spec import system_key
-                from mdsurrogate.dataset.authors_pickle import parse_key
+                from mdsurrogate.simulation.system import parse_key, system_key
 
                 def norm(k: str) -> str:  # 'c_1.0' (authors' files) and 'c_1' (system_key) name the same system
                     try:

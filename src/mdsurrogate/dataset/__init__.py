@@ -1,27 +1,37 @@
-"""The consolidated profile dataset: build, load, select, split, import and export (see core.py)."""
+"""The dataset stage: consolidated profile datasets (core), model-ready arrays (arrays), the papers' splits
+(splits), the authors' pickle format (authors_pickle) and summary figures (figures)."""
 
+from mdsurrogate.dataset.arrays import (
+    AUTHORS_ERROR_OVERESTIMATE,
+    Arrays,
+    regrid_profiles,
+    to_arrays,
+    validate_dataset,
+    z_half_widths,
+)
 from mdsurrogate.dataset.core import (
-    charge_density,
     consolidate,
-    deterministic_separation,
+    error_bars,
     export_tsv,
     from_authors_pickle,
     from_profiles,
-    from_run_files,
+    from_runs,
     inputs_array,
-    integrated_charge,
-    load,
-    random_split,
+    load_dataset,
+    load_parts,
     read_tsv,
+    run_rel_errors,
     save,
     select,
     summary,
     system_groups,
     to_authors_pickle,
 )
+from mdsurrogate.dataset.splits import deterministic_separation, random_split, split_indices
 
 __all__ = [
-    "charge_density", "consolidate", "deterministic_separation", "export_tsv", "from_authors_pickle",
-    "from_profiles", "from_run_files", "inputs_array", "integrated_charge", "load", "random_split", "read_tsv",
-    "save", "select", "summary", "system_groups", "to_authors_pickle",
+    "AUTHORS_ERROR_OVERESTIMATE", "Arrays", "consolidate", "deterministic_separation", "error_bars", "export_tsv",
+    "from_authors_pickle", "from_profiles", "from_runs", "inputs_array", "load_dataset", "load_parts",
+    "random_split", "read_tsv", "regrid_profiles", "run_rel_errors", "save", "select", "split_indices", "summary",
+    "system_groups", "to_arrays", "to_authors_pickle", "validate_dataset", "z_half_widths",
 ]

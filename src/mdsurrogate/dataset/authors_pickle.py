@@ -1,4 +1,4 @@
-"""Safe import and export of the authors' profile pickles (nanoconfinement-md dataset format, SPEC section 2).
+"""Safe import and export of the authors' profile pickles (nanoconfinement-md dataset format).
 
 Format: a pickle of a dict; key 'Z_{h}_p_1_n_-1_d_{d+}_a_{d-}_c_{c}_i_{sigma_s}'; value
 {'pos': (P, 3), 'neg': (P, 3)} float arrays with columns [z in nm, density in M, error in M].
@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import io
 import pickle
-import re
 from pathlib import Path
 
 import numpy as np
 
 from mdsurrogate.io import atomic_path
+from mdsurrogate.simulation.system import parse_key
 
 _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"),
@@ -30,12 +30,6 @@ _ALLOWED = {
     ("numpy._core.multiarray", "scalar"),
 }
 
-KEY_PATTERN = re.compile(
-    r"^Z_(?P<h>[-0-9.eE]+)_p_(?P<zp>-?\d+)_n_(?P<zn>-?\d+)_d_(?P<d_plus>[-0-9.eE]+)"
-    r"_a_(?P<d_minus>[-0-9.eE]+)_c_(?P<c>[-0-9.eE]+)_i_(?P<sigma_s>[-0-9.eE]+)$"
-)
-
-
 class UnsafePickle(pickle.UnpicklingError):
     """The file asks for a callable outside the numpy allow-list."""
 
@@ -45,16 +39,6 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         if (module, name) in _ALLOWED:
             return super().find_class(module, name)
         raise UnsafePickle(f"refusing to unpickle {module}.{name}: only numpy array reconstruction is allowed")
-
-
-def parse_key(key: str) -> dict[str, float]:
-    """Inputs encoded in an authors' key: {'h', 'c', 'd_plus', 'd_minus', 'sigma_s'} (valencies must be +1/-1)."""
-    m = KEY_PATTERN.match(key)
-    if m is None:
-        raise ValueError(f"not an authors' profile key: {key!r}")
-    if (int(m["zp"]), int(m["zn"])) != (1, -1):
-        raise ValueError(f"only monovalent (+1, -1) systems are supported, key {key!r}")
-    return {k: float(m[k]) for k in ("h", "c", "d_plus", "d_minus", "sigma_s")}
 
 
 def load_authors_pickle(path: str | Path) -> dict[str, dict[str, np.ndarray]]:

@@ -9,7 +9,7 @@ Layout (dims `system`, `point`)::
     metadata preset, seed, steps, dt, wall_time_s, lammps_version, git_commit, mdsurrogate_version, ... (system)
 
 One row per run: replicas of a system (several seeds) stay separate rows with the same inputs.
-Notebook one-liners: `ds = load(path)`, `select(ds, c=1.0)`, `train, test = random_split(ds, 200, 600, seed=0)`,
+Notebook one-liners: `ds = load_dataset(path)`, `select(ds, c=1.0)`, `train, test = random_split(ds, 200, 600, seed=0)`,
 `train, test = deterministic_separation(ds, {"c": 1.0}, f=0.1, seed=0)`.
 """
 
@@ -21,20 +21,31 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+import xarray as xr
 
-# the derived quantities have one definition, in the analysis stage (same units as the engine's run files)
-from mdsurrogate.analysis.derived import ELEMENTARY_CHARGE, MOLAR_TO_PER_M3, charge_density  # noqa: F401
-from mdsurrogate.analysis.derived import integrated_charge_from_rho as integrated_charge
-from mdsurrogate.simulation.system import INPUT_NAMES, INPUT_UNITS
-
-PROFILE_VARS = ("n_plus", "n_minus", "n_plus_err", "n_minus_err")
-DERIVED_VARS = ("charge_density", "integrated_charge")
+from mdsurrogate.campaign.layout import ledger_path, result_readable
+from mdsurrogate.campaign.ledger import Ledger
+from mdsurrogate.campaign.reuse import META_KEY, reuse_paths, run_ids_in
+from mdsurrogate.dataset.arrays import validate_dataset
+from mdsurrogate.dataset.authors_pickle import dump_authors_pickle, load_authors_pickle
+from mdsurrogate.io import file_sha256, write_netcdf_atomic, write_text_atomic
+from mdsurrogate.provenance import provenance
+from mdsurrogate.simulation.derived import ELEMENTARY_CHARGE, MOLAR_TO_PER_M3, charge_density, integrated_charge
+from mdsurrogate.simulation.profiles import relative_error
+from mdsurrogate.simulation.system import (
+    DERIVED_VARS,
+    ERROR_VARS,
+    INPUT_NAMES,
+    INPUT_UNITS,
+    PROFILE_VARS,
+    ConfinedElectrolyte,
+    parse_key,
+    system_key,
+)
 
 
 def effective_sigma_s(inputs: dict) -> float:
     """The wall charge a simulation of these inputs actually carries (quantised to whole counterions)."""
-    from mdsurrogate.simulation.system import ConfinedElectrolyte  # noqa: PLC0415
-
     return ConfinedElectrolyte(**inputs, allow_outside_design=True).counts.sigma_s_effective
 
 
@@ -43,10 +54,6 @@ def effective_sigma_s(inputs: dict) -> float:
 def from_profiles(records: Sequence[dict], attrs: dict | None = None):
     """Build the dataset from records: {'inputs': {5 inputs}, 'z', 'n_plus', 'n_minus', 'n_plus_err',
     'n_minus_err', optional 'charge_density', 'integrated_charge', 'run_id', 'meta': {name: scalar}}."""
-    import xarray as xr  # noqa: PLC0415
-
-    from mdsurrogate.campaign.spec import system_key  # noqa: PLC0415
-
     if not records:
         raise ValueError("no profiles to put in a dataset")
     n_points = len(records[0]["z"])
@@ -83,23 +90,33 @@ def from_profiles(records: Sequence[dict], attrs: dict | None = None):
         "key": ("system", np.array(keys, dtype=object)),
         "z": (("system", "point"), np.stack([np.asarray(r["z"], dtype=float) for r in records]), {"units": "nm"}),
     }
-    from mdsurrogate.provenance import provenance  # noqa: PLC0415
-
     return xr.Dataset(data, coords=coords, attrs={**provenance("lammps", "xarray"), **(attrs or {})})
 
 
-def from_run_files(paths: Iterable[str | os.PathLike], run_ids: Iterable[str] | None = None, attrs=None):
-    """Consolidate per-run result files (the engine's NetCDF output) into one dataset."""
-    import xarray as xr  # noqa: PLC0415
-
-    paths = [Path(p) for p in paths]
-    run_ids = list(run_ids) if run_ids is not None else [p.stem for p in paths]
+def from_runs(runs: Iterable, run_ids: Iterable[str] | None = None, attrs=None) -> xr.Dataset:
+    """One dataset from per-run results: the engine's run Datasets as `simulate()` returns them, or their NetCDF
+    files (paths), in any mix. run_ids default to the file stems, or to the system key and seed of an in-memory
+    result."""
+    runs = list(runs)
+    run_ids = list(run_ids) if run_ids is not None else [None] * len(runs)
+    if len(run_ids) != len(runs):
+        raise ValueError(f"{len(run_ids)} run_ids for {len(runs)} runs")
     records = []
-    for p, rid in zip(paths, run_ids):
-        with xr.open_dataset(p, engine="h5netcdf") as one:
-            one = one.load()
+    for run, rid in zip(runs, run_ids):
+        if isinstance(run, xr.Dataset):
+            one = run
+        else:
+            with xr.open_dataset(run, engine="h5netcdf") as f:
+                one = f.load()
+            rid = rid or Path(run).stem
+        missing = [k for k in INPUT_NAMES if k not in one.attrs]
+        if missing or any(v not in one for v in PROFILE_VARS):
+            raise ValueError(f"run {rid or '(in memory)'} is not an engine result: it lacks "
+                             f"{missing or [v for v in PROFILE_VARS if v not in one]}")
         inputs = {k: float(one.attrs[k]) for k in INPUT_NAMES}
         meta = {k: _scalar(v) for k, v in one.attrs.items() if k not in INPUT_NAMES and _scalar(v) is not None}
+        if rid is None:
+            rid = f"{system_key(inputs)}_s{meta['seed']}" if "seed" in meta else system_key(inputs)
         rec = {"inputs": inputs, "z": one["z"].values, "run_id": rid, "meta": meta}
         for v in (*PROFILE_VARS, *DERIVED_VARS):
             rec[v] = one[v].values if v in one else None
@@ -107,14 +124,31 @@ def from_run_files(paths: Iterable[str | os.PathLike], run_ids: Iterable[str] | 
     return from_profiles(records, attrs=attrs)
 
 
+def load_parts(*paths: str | os.PathLike) -> xr.Dataset:
+    """One dataset from several dataset files (glob patterns allowed), concatenated along `system` in the order
+    given; a run_id that appears twice is an error. Used for a campaign committed in parts (data/README.md)."""
+    import glob  # noqa: PLC0415
+
+    files: list[str] = []
+    for p in paths:
+        matched = sorted(glob.glob(str(p))) or [str(p)]
+        files += [f for f in matched if f not in files]
+    parts = [load_dataset(f) for f in files]
+    ids = np.concatenate([part["run_id"].values.astype(str) for part in parts])
+    uniq, counts = np.unique(ids, return_counts=True)
+    if np.any(counts > 1):
+        raise ValueError(f"run {uniq[counts > 1][0]} is in more than one part")
+    ds = xr.concat(parts, dim="system", data_vars="all", coords="all", compat="override", join="outer",
+                   combine_attrs="drop_conflicts")
+    ds = ds.assign_coords(system=np.arange(ds.sizes["system"]))
+    ds.attrs["parts"] = json.dumps([Path(f).name for f in files])
+    return ds
+
+
 def consolidate(directory: str | os.PathLike, out: str | os.PathLike | None = None):
     """The dataset of a campaign directory: every run the ledger records as done (checked readable), less the
     runs already stored in the campaign's `reuse` datasets (other than `out` itself), so that consolidating a
     session's runs into a new part file never duplicates a run that an earlier part holds."""
-    from mdsurrogate.campaign.execute import ledger_path, result_readable  # noqa: PLC0415
-    from mdsurrogate.campaign.ledger import Ledger  # noqa: PLC0415
-    from mdsurrogate.campaign.reuse import META_KEY, reuse_paths, run_ids_in  # noqa: PLC0415
-
     with Ledger(ledger_path(directory)) as ledger:
         rows = ledger.rows("done")
         name = ledger.get_meta("name") or Path(directory).name
@@ -131,7 +165,7 @@ def consolidate(directory: str | os.PathLike, out: str | os.PathLike | None = No
     if bad:
         raise RuntimeError(f"{len(bad)} runs marked done have unreadable results (e.g. {bad[0]}); "
                            "run `mdsurrogate campaign run` to redo them")
-    ds = from_run_files([r.result for r in rows], [r.run_id for r in rows],
+    ds = from_runs([Path(r.result) for r in rows], [r.run_id for r in rows],
                         attrs={"campaign": name, "campaign_counts": str(counts)})
     ds["attempts"] = ("system", np.array([r.attempts for r in rows], dtype=np.int64))
     ds["ledger_wall_s"] = ("system", np.array([r.wall_s if r.wall_s is not None else np.nan for r in rows]))
@@ -145,8 +179,6 @@ def run_rel_errors(ds) -> np.ndarray:
     same formula (`simulation.profiles.relative_error`) on the stored profiles where a dataset lacks it."""
     if "rel_error" in ds:
         return np.asarray(ds["rel_error"].values, dtype=float)
-    from mdsurrogate.simulation.profiles import relative_error  # noqa: PLC0415
-
     return np.array([max(relative_error(ds["n_plus"].values[i], ds["n_plus_err"].values[i]),
                          relative_error(ds["n_minus"].values[i], ds["n_minus_err"].values[i]))
                      for i in range(ds.sizes["system"])])
@@ -154,11 +186,9 @@ def run_rel_errors(ds) -> np.ndarray:
 
 def summary(ds) -> dict:
     """The numbers a dataset's README states: runs, compute (core-hours = sum of wall time x MPI ranks), the
-    median and 90th-percentile relative standard error of a run (`rel_error`), the RMS standard error of a density
-    point (E_MD, the noise floor of a surrogate scored on these labels), runs per value of every input, run
-    lengths, seeds and engine versions."""
-    from mdsurrogate.evaluation.metrics import md_noise_floor  # noqa: PLC0415
-
+    median and 90th-percentile relative standard error of a run (`rel_error`), runs per value of every input, run
+    lengths, seeds and engine versions. (E_MD, the noise floor of a surrogate scored on these labels, is the
+    evaluation stage's `md_noise_floor(error_bars(ds))`.)"""
     n = ds.sizes["system"]
     wall = np.full(n, np.nan)  # per run: the ledger's wall time (the whole worker), else the engine's
     for name in ("wall_time_s", "ledger_wall_s"):
@@ -167,7 +197,6 @@ def summary(ds) -> dict:
             wall = np.where(np.isfinite(v), v, wall)
     ranks = np.asarray(ds["mpi_ranks"].values, dtype=float) if "mpi_ranks" in ds else np.ones(n)
     rel = run_rel_errors(ds)
-    eps = np.concatenate([ds["n_plus_err"].values, ds["n_minus_err"].values], axis=1)
 
     def distinct(name):
         return sorted({str(v) for v in np.asarray(ds[name].values).ravel()}) if name in ds else []
@@ -182,7 +211,6 @@ def summary(ds) -> dict:
         "wall_s_mean": float(np.nanmean(wall)), "wall_s_min": float(np.nanmin(wall)),
         "wall_s_max": float(np.nanmax(wall)),
         "rel_error_median": float(np.nanmedian(rel)), "rel_error_p90": float(np.nanpercentile(rel, 90)),
-        "E_MD": md_noise_floor(eps),
         "runs_per_value": {k: {f"{v:g}": int(np.sum(np.isclose(ds[k].values, v)))
                                for v in np.unique(np.round(ds[k].values, 6))} for k in INPUT_NAMES},
         "equilibration_steps": distinct_ints("equilibration_steps"),
@@ -190,6 +218,11 @@ def summary(ds) -> dict:
         "lammps_version": distinct("lammps_version"), "mdsurrogate_version": distinct("mdsurrogate_version"),
         "git_commits": distinct("git_commit"),
     }
+
+
+def error_bars(ds) -> np.ndarray:
+    """(n_system, 2 P) MD standard errors [n+_err, n-_err], the layout of the surrogate's outputs."""
+    return np.concatenate([ds["n_plus_err"].values, ds["n_minus_err"].values], axis=1)
 
 
 def _scalar(v):
@@ -206,16 +239,33 @@ def _scalar(v):
 
 def save(ds, path: str | os.PathLike) -> Path:
     """Write atomically as NetCDF4 (h5netcdf)."""
-    from mdsurrogate.io import write_netcdf_atomic  # noqa: PLC0415
-
     return write_netcdf_atomic(ds, path)
 
 
-def load(path: str | os.PathLike):
-    """Load a consolidated dataset fully into memory (the file is closed afterwards)."""
-    import xarray as xr  # noqa: PLC0415
+def load_dataset(path: str | os.PathLike, error_scale: float = 1.0) -> xr.Dataset:
+    """Read a dataset fully into memory (the file is closed afterwards) from NetCDF (.nc) or an authors' pickle
+    (.pk/.pkl/.pickle, safe loader, the authors' keys as `key`) and check it (`arrays.validate_dataset`).
 
-    return xr.load_dataset(path, engine="h5netcdf")
+    error_scale multiplies the stored standard errors (1/2.1 corrects the authors' overestimate); the file's name
+    and sha256 go into the attributes (for a surrogate card's provenance)."""
+    path = Path(path)
+    if not error_scale > 0 or not np.isfinite(error_scale):
+        raise ValueError(f"error_scale must be a finite number > 0, got {error_scale}")
+    if path.suffix in (".pk", ".pkl", ".pickle"):
+        ds = from_authors_pickle(path, error_scale=error_scale)
+        ds = ds.assign_coords(key=("system", ds["run_id"].values))
+        ds.attrs.update(source=path.name, source_sha256=file_sha256(path), error_scale=float(error_scale),
+                        format="authors_pickle")
+    else:
+        ds = xr.load_dataset(path, engine="h5netcdf")
+        if error_scale != 1.0:
+            for name in ERROR_VARS:
+                ds[name] = ds[name] * error_scale
+            ds.attrs["error_scale"] = float(ds.attrs.get("error_scale", 1.0)) * error_scale
+        ds.attrs.setdefault("source", path.name)
+        ds.attrs.setdefault("source_sha256", file_sha256(path))
+    validate_dataset(ds)
+    return ds
 
 
 # ---------------------------------------------------------------------------------------------- selecting
@@ -245,8 +295,6 @@ def inputs_array(ds) -> np.ndarray:
     return np.stack([ds[k].values for k in INPUT_NAMES], axis=1)
 
 
-# ---------------------------------------------------------------------------------------------- splits
-
 def system_groups(X: np.ndarray) -> np.ndarray:
     """Label of the system of every row (rows with equal inputs to 1e-6, i.e. replicas with other seeds, share a
     label), numbered by first appearance: rows of a dataset without replicas get 0, 1, 2, ..."""
@@ -256,49 +304,6 @@ def system_groups(X: np.ndarray) -> np.ndarray:
     return labels
 
 
-def _rows_of(groups: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-    return np.flatnonzero(np.isin(groups, chosen))
-
-
-def random_split(ds, n_test: int, n_train: int | None = None, seed: int = 0):
-    """(train, test): a random test set of n_test systems, then n_train of the rest (all if None).
-
-    Repeatable by seed; for one seed the test set is fixed and the training sets are nested (a larger n_train
-    contains every smaller one), as in the papers' learning curves. Counts are of systems: replicas of a system
-    (several seeds) go to the same side together."""
-    groups = system_groups(inputs_array(ds))
-    n = int(groups.max()) + 1 if groups.size else 0
-    if not isinstance(n_test, (int, np.integer)) or n_test < 0:
-        raise ValueError(f"n_test must be a non-negative integer, got {n_test!r}")
-    if n_train is not None and (not isinstance(n_train, (int, np.integer)) or n_train < 1):
-        raise ValueError(f"n_train must be a positive integer or None, got {n_train!r}")
-    if n_test + (n_train or 0) > n:
-        raise ValueError(f"n_test + n_train = {n_test + (n_train or 0)} exceeds the {n} systems of the dataset")
-    perm = np.random.default_rng(seed).permutation(n)
-    test = perm[:n_test]
-    rest = perm[n_test:]
-    train = rest if n_train is None else rest[:n_train]
-    return ds.isel(system=_rows_of(groups, train)), ds.isel(system=_rows_of(groups, test))
-
-
-def deterministic_separation(ds, holdout: dict, f: float = 0.0, seed: int = 0):
-    """(train, test) as in sun2023: hold out every system whose inputs match `holdout` (all keys; a value or a
-    list per key), then move a random fraction f (0..1) of them back into training (replicas move together)."""
-    if not holdout:
-        raise ValueError("holdout must name at least one input, e.g. {'c': 1.0}")
-    if not 0.0 <= f <= 1.0:
-        raise ValueError(f"f is a fraction in [0, 1] (0.1 = 10 %), got {f}")
-    mask = _mask(ds, holdout)
-    groups = system_groups(inputs_array(ds))
-    held = np.unique(groups[mask])  # label order = first appearance = row order without replicas
-    if held.size == 0:
-        raise ValueError(f"no system matches holdout {holdout}")
-    n_back = int(round(f * held.size))
-    back = np.random.default_rng(seed).choice(held, size=n_back, replace=False)
-    train_mask = ~mask
-    train_mask[_rows_of(groups, back)] = True
-    return ds.isel(system=np.flatnonzero(train_mask)), ds.isel(system=np.flatnonzero(~train_mask))
-
 
 # ---------------------------------------------------------------------------------------------- formats
 
@@ -306,8 +311,6 @@ def from_authors_pickle(path: str | os.PathLike, error_scale: float = 1.0):
     """Import the authors' profile pickle (safe loader) as a dataset; errors multiplied by error_scale.
 
     The upstream notebook says their stored errors are 2.1x too large; pass error_scale=1/2.1 to apply that."""
-    from mdsurrogate.dataset.authors_pickle import load_authors_pickle, parse_key  # noqa: PLC0415
-
     profiles = load_authors_pickle(path)
     records = []
     for key in sorted(profiles):
@@ -325,21 +328,13 @@ def from_authors_pickle(path: str | os.PathLike, error_scale: float = 1.0):
                                          "lammps_version": "unknown (the authors' MD; this import ran no LAMMPS)"})
 
 
-def authors_key(inputs: dict) -> str:
-    """The key as the authors' files spell it: h like '%g', the others as Python floats ('c_1.0', 'i_-0.01')."""
-    return (f"Z_{inputs['h']:g}_p_1_n_-1_d_{float(inputs['d_plus'])!r}_a_{float(inputs['d_minus'])!r}"
-            f"_c_{float(inputs['c'])!r}_i_{float(inputs['sigma_s'])!r}")
-
-
 def to_authors_pickle(ds, path: str | os.PathLike) -> Path:
     """Export to the authors' pickle format (one entry per system; replicas of a system are refused)."""
-    from mdsurrogate.dataset.authors_pickle import dump_authors_pickle  # noqa: PLC0415
-
     out: dict = {}
     source = ds["source_key"].values if "source_key" in ds else None
     for i in range(ds.sizes["system"]):
         key = str(source[i]) if source is not None and str(source[i]) else \
-            authors_key({k: float(ds[k].values[i]) for k in INPUT_NAMES})
+            system_key({k: float(ds[k].values[i]) for k in INPUT_NAMES}, authors_spelling=True)
         if key in out:
             raise ValueError(f"system {key} appears more than once; select one replica per system first")
         z = ds["z"].values[i]
@@ -351,8 +346,6 @@ def to_authors_pickle(ds, path: str | os.PathLike) -> Path:
 def export_tsv(ds, directory: str | os.PathLike) -> list[Path]:
     """nanoHUB-style tab-separated files, one folder per run: n_plus.tsv, n_minus.tsv (z nm, n M, err M),
     charge_density.tsv (z, rho C/m^3, err) and integrated_charge.tsv (z, S C/m^2). Returns the folders."""
-    from mdsurrogate.io import write_text_atomic  # noqa: PLC0415
-
     directory = Path(directory)
     folders = []
     for i in range(ds.sizes["system"]):

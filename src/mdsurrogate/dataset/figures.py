@@ -14,7 +14,7 @@ from mdsurrogate.simulation.system import INPUT_NAMES, PAPER_GRID
 
 def _save(fig, path: Path, dpi: int) -> Path:
     """Lay out, write atomically as PNG, close; returns the path."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - matplotlib
 
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -26,10 +26,10 @@ def _save(fig, path: Path, dpi: int) -> Path:
 def summary_figures(ds, directory: str | Path) -> list[Path]:
     """Write errors.png (median relative standard error per run, and its dependence on c) and coverage.png
     (number of runs for every pair of inputs on the papers' grid values). Returns the paths."""
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 - matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - matplotlib
 
     directory = Path(directory)
     out = []

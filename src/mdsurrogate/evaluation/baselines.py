@@ -9,15 +9,20 @@ import time
 from typing import Callable
 
 import numpy as np
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.kernel_ridge import KernelRidge
+from sklearn.linear_model import LinearRegression
+from sklearn.multioutput import MultiOutputRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, PolynomialFeatures
+from sklearn.svm import SVR
+from sklearn.tree import DecisionTreeRegressor
 
 from mdsurrogate.evaluation.metrics import evaluate_predictions
+from mdsurrogate.simulation.system import design_minmax
 
 
 def _scaler():
-    from sklearn.preprocessing import FunctionTransformer
-
-    from mdsurrogate.surrogate.models import design_minmax
-
     lo, hi = design_minmax()
     return FunctionTransformer(lambda X: (np.asarray(X, float) - lo) / (hi - lo))
 
@@ -25,14 +30,6 @@ def _scaler():
 def baseline_models(seed: int = 0) -> dict[str, Callable[[], object]]:
     """Factories of the papers' baselines: polynomial (degree 4), kernel ridge (rbf, gamma 0.1), SVR (rbf, C 100,
     epsilon 0.1), decision tree (depth 4), random forest (depth 4, 25 trees)."""
-    from sklearn.ensemble import RandomForestRegressor
-    from sklearn.kernel_ridge import KernelRidge
-    from sklearn.linear_model import LinearRegression
-    from sklearn.multioutput import MultiOutputRegressor
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import PolynomialFeatures
-    from sklearn.svm import SVR
-    from sklearn.tree import DecisionTreeRegressor
 
     return {
         "polynomial (degree 4)": lambda: make_pipeline(_scaler(), PolynomialFeatures(4), LinearRegression()),

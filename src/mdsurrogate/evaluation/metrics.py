@@ -1,4 +1,4 @@
-"""Accuracy metrics of the surrogate papers as plain functions (SPEC section 4).
+"""Accuracy metrics of the surrogate papers as plain functions (sun2023, kadupitiya2021).
 
 Arrays are (N_systems, P) with P = 1004 outputs: k = 0..501 the cation density n+ and k = 502..1003 the anion
 density n- (the papers' K+ and K-, 0-based here). All errors are in the units of the densities (molar).
@@ -7,6 +7,8 @@ density n- (the papers' K+ and K-, 0-based here). All errors are in the units of
 from __future__ import annotations
 
 import numpy as np
+
+from mdsurrogate.simulation.system import N_GRID
 
 N_INTERFACE = 50  # interface set I: the first and last 50 points of each 502-point profile (sun2023, eqs. 6-7)
 
@@ -45,7 +47,7 @@ def rmse_per_system(y: np.ndarray, y_hat: np.ndarray) -> dict[str, np.ndarray]:
     return {"plus": np.sqrt(sq[:, :half].mean(axis=1)), "minus": np.sqrt(sq[:, half:].mean(axis=1))}
 
 
-def interface_mask(n_points: int = 502, n_interface: int = N_INTERFACE) -> np.ndarray:
+def interface_mask(n_points: int = N_GRID, n_interface: int = N_INTERFACE) -> np.ndarray:
     """Boolean mask over one profile: True on the interface set I (first and last n_interface points)."""
     if not 0 < 2 * n_interface < n_points:
         raise ValueError(f"n_interface must be in [1, {(n_points - 1) // 2}], got {n_interface}")
@@ -94,7 +96,8 @@ def success_rate_per_system(y: np.ndarray, y_hat: np.ndarray, eps: np.ndarray,
 
 def success_rate_per_output(y: np.ndarray, y_hat: np.ndarray, eps: np.ndarray,
                             exclude_zero_error: bool = False) -> np.ndarray:
-    """A_k = (1/N) sum_j Theta(|y_j^k - y_hat_j^k|, eps_j^k) for every output k (NaN where all eps are 0 and excluded)."""
+    """A_k = (1/N) sum_j Theta(|y_j^k - y_hat_j^k|, eps_j^k) for every output k (NaN where all eps are 0 and
+    excluded)."""
     return np.asarray(_success(y, y_hat, eps, exclude_zero_error, axis=0), dtype=float)
 
 
@@ -143,6 +146,7 @@ def evaluate_predictions(y: np.ndarray, y_hat: np.ndarray, eps: np.ndarray | Non
     out = {"E": overall_rmse(y, y_hat), "MSE": mse(y, y_hat), **interface_bulk_rmse(y, y_hat, n_interface)}
     if eps is not None:
         a_j = success_rate_per_system(y, y_hat, eps)
-        out.update({"E_MD": md_noise_floor(eps), "A": success_rate(y, y_hat, eps), "A_j_min": float(a_j.min()), "A_j_median": float(np.median(a_j)),
+        out.update({"E_MD": md_noise_floor(eps), "A": success_rate(y, y_hat, eps), "A_j_min": float(a_j.min()),
+                    "A_j_median": float(np.median(a_j)),
                     "A_eps>0": success_rate(y, y_hat, eps, exclude_zero_error=True)})
     return out

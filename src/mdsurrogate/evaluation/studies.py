@@ -1,4 +1,4 @@
-"""Studies of the surrogate papers on a project dataset (SPEC section 4).
+"""Studies of the surrogate papers on a project dataset (sun2023).
 
 `random_split_report`: one random test split (sun2023 "random splitting"); BaseNN and ModNN deep ensembles and the
 scikit-learn baselines trained on the same systems; every model scored on the test split and, as an external test
@@ -17,9 +17,16 @@ from typing import Callable
 import numpy as np
 import xarray as xr
 
+from mdsurrogate.dataset import (
+    AUTHORS_ERROR_OVERESTIMATE,
+    regrid_profiles,
+    split_indices,
+    system_groups,
+    to_arrays,
+    z_half_widths,
+)
 from mdsurrogate.evaluation.metrics import error_bar_calibration, evaluate_predictions, md_noise_floor
-from mdsurrogate.surrogate.data import (AUTHORS_ERROR_OVERESTIMATE, regrid_profiles, split_by_system, to_arrays,
-                                        z_half_widths)
+from mdsurrogate.evaluation.scoring import fit_and_score
 
 LOSS_NAMES = {"mse": "BaseNN", "soft": "ModNN"}
 
@@ -54,13 +61,12 @@ def random_split_report(ds: xr.Dataset, *, members: int = 5, seed: int = 0, test
     error-bar check on the systems `precise` shares with `ds` ("replica_check").
     `config_fn(loss, seed)` gives the training recipe (default: `training.default_config`).
     """
-    from mdsurrogate.evaluation.baselines import fit_baselines
-    from mdsurrogate.surrogate.saved import fit_surrogate
-    from mdsurrogate.surrogate.training import default_config
+    from mdsurrogate.evaluation.baselines import fit_baselines  # noqa: PLC0415 - torch
+    from mdsurrogate.surrogate.training import default_config  # noqa: PLC0415 - torch
 
     config_fn = config_fn or (lambda loss, s: default_config(loss=loss, seed=s))
     arrays = to_arrays(ds)
-    tr, te = split_by_system(arrays, test_fraction, seed)
+    tr, te = split_indices(system_groups(arrays.X), test_fraction, seed=seed)
     test = arrays.take(te)
     report: dict = {"dataset": {k: ds.attrs.get(k) for k in ("source", "source_sha256", "campaign") if k in ds.attrs},
                     "n_systems": len(arrays), "n_train": len(tr), "n_test": len(te), "split_seed": seed,
@@ -70,7 +76,7 @@ def random_split_report(ds: xr.Dataset, *, members: int = 5, seed: int = 0, test
     for loss in losses:
         name = LOSS_NAMES[loss]
         say(f"training the {name} ensemble ({members} members, {len(tr)} systems)")
-        sur, rep = fit_surrogate(ds, config_fn(loss, seed), n_members=members, n_test=test_fraction, seed=seed,
+        sur, rep = fit_and_score(ds, config_fn(loss, seed), n_members=members, n_test=test_fraction, seed=seed,
                                  name=f"{name.lower()}-ensemble")
         surrogates[loss] = sur
         report["test"][f"{name} ensemble of {members}"] = rep["metrics"]["test_ensemble"]
@@ -99,7 +105,7 @@ def random_split_report(ds: xr.Dataset, *, members: int = 5, seed: int = 0, test
         say("scoring on the reference (authors' MD)")
         ref = to_arrays(reference)
         report["reference"] = {"n_systems": len(ref), "note": "authors' MD on their own bins; "
-                               "'errors_div_2.1' divides their stored errors by 2.1 (SPEC section 2)"}
+                               "'errors_div_2.1' divides their stored errors by 2.1 (their notebook)"}
         for name, fn in predictors.items():
             report["reference"][name] = _score_sets(fn(ref.X, ref.Z), ref, AUTHORS_ERROR_OVERESTIMATE)
         if reference_md is not None:

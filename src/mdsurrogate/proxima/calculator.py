@@ -12,7 +12,9 @@ Per call:
 5. every target result is written to an ASE db; every `train_freq` target calls the ensemble is retrained.
 
 Every random draw comes from one seeded numpy Generator, so a run repeats exactly; `get_state`/`set_state`
-round-trip the whole controller, the generator and the models.
+round-trip the whole controller, the generator and the models. The settings are ASE parameters
+(`calc.parameters`, `calc.todict()`, `calc.set(n_blend=10)`); `calc.settings` reads and writes the same values.
+State files are safetensors + JSON (`stateio`), never pickles.
 """
 
 from __future__ import annotations
@@ -21,15 +23,23 @@ import math
 import shutil
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.singlepoint import SinglePointCalculator
+from ase.db import connect
 
-from mdsurrogate.proxima.surrogate import EnsembleSurrogate, SurrogateConfig
+from mdsurrogate.io import atomic_path
+from mdsurrogate.proxima.stateio import StateFormatError, one_line, pack, unpack
+
+if TYPE_CHECKING:
+    from mdsurrogate.proxima.surrogate import EnsembleSurrogate, SurrogateConfig
+
+STATE_KIND = "calculator-state"
 
 
 def blend_weight(i: int, n: int) -> float:
@@ -75,6 +85,14 @@ class ControllerState:
             self.threshold = max(self.threshold, 0.0)
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
 @dataclass
 class ProximaSettings:
     """User settings (paper 3: target error 0.9 eV/A, forced target fraction 0.1, n = 0 or 10, 2 networks)."""
@@ -88,23 +106,80 @@ class ProximaSettings:
     seed: int = 0
     db_flush_every: int = 64  # target results are written to the db in transactions of this many
 
+    def __post_init__(self):
+        if not (_is_num(self.target_err) and math.isfinite(self.target_err) and self.target_err > 0):
+            raise ValueError(f"target_err must be a finite number > 0 (eV/A), got {self.target_err!r}")
+        if not (_is_num(self.min_target_fraction) and 0 <= self.min_target_fraction <= 1):
+            raise ValueError(f"min_target_fraction must be in [0, 1], got {self.min_target_fraction!r}")
+        for name, lo in (("history_length", 1), ("n_blend", 0), ("min_train_points", 1), ("seed", 0),
+                         ("db_flush_every", 1)):
+            v = getattr(self, name)
+            if not (_is_int(v) and v >= lo):
+                raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+        if self.train_freq is not None and not (_is_int(self.train_freq) and self.train_freq >= 1):
+            raise ValueError(f"train_freq must be None or an integer >= 1, got {self.train_freq!r}")
+
+
+SETTING_NAMES = tuple(f.name for f in fields(ProximaSettings))
+
+
+class SettingsView(ProximaSettings):
+    """`ProximaCalculator.settings`: the ProximaSettings fields, read from and written to `calc.parameters`."""
+
+    def __init__(self, calc: "ProximaCalculator"):  # not the dataclass __init__: the values live in calc
+        object.__setattr__(self, "_calc", calc)
+
+    def __getattribute__(self, name):
+        if name in SETTING_NAMES:
+            return object.__getattribute__(self, "_calc").parameters[name]
+        return object.__getattribute__(self, name)
+
+    def __setattr__(self, name, value):
+        if name not in SETTING_NAMES:
+            raise AttributeError(f"{name!r} is not a PROXIMA setting; settings: {list(SETTING_NAMES)}")
+        self._calc.set(**{name: value})
+
+    def __eq__(self, other):
+        return asdict(self) == asdict(other) if isinstance(other, ProximaSettings) else NotImplemented
+
+    def snapshot(self) -> ProximaSettings:
+        """A detached copy of the current values."""
+        return ProximaSettings(**asdict(self))
+
+    def __copy__(self):
+        return self.snapshot()
+
+    def __deepcopy__(self, memo):
+        return self.snapshot()
+
+    def __reduce__(self):
+        return ProximaSettings, tuple(getattr(self, n) for n in SETTING_NAMES)
+
 
 class ProximaCalculator(Calculator):
-    """ASE calculator switching/blending between a target calculator and an ensemble surrogate."""
+    """ASE calculator switching/blending between a target calculator and an ensemble surrogate.
+
+    Settings come from `settings` and/or keyword arguments (`ProximaCalculator(t, n_blend=10)`, the keywords
+    win) and are stored as ASE parameters, so `todict()` and an ASE db row record all of them.
+    """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
+    default_parameters = asdict(ProximaSettings())
 
     def __init__(self, target: Calculator, surrogate: EnsembleSurrogate | None = None,
                  settings: ProximaSettings | None = None, db_path: str | Path | None = None,
                  surrogate_config: SurrogateConfig | None = None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(**{**(asdict(settings) if settings is not None else {}), **kwargs})
         self.target = target
-        self.settings = settings or ProximaSettings()
-        self.surrogate = surrogate if surrogate is not None else EnsembleSurrogate(
-            surrogate_config or SurrogateConfig())
+        if surrogate is None:
+            from mdsurrogate.proxima.surrogate import EnsembleSurrogate, SurrogateConfig  # noqa: PLC0415 - torch
+
+            surrogate = EnsembleSurrogate(surrogate_config or SurrogateConfig())
+        self.surrogate = surrogate
         self.db_path = Path(db_path) if db_path is not None else None
-        self.rng = np.random.default_rng(self.settings.seed)
-        self.controller = ControllerState(self.settings.target_err, self.settings.history_length)
+        p = self.parameters
+        self.rng = np.random.default_rng(p.seed)
+        self.controller = ControllerState(p.target_err, p.history_length)
         self.blend_index = 0
         self.new_points = 0
         self.n_calls = 0
@@ -117,10 +192,40 @@ class ProximaCalculator(Calculator):
         self._memory: list = []  # target results when no db is used
         self._pending: list = []  # target results not yet written to the db
 
+    # --- settings as ASE parameters --------------------------------------------------------------
+    @property
+    def settings(self) -> SettingsView:
+        """The settings (a live view of `self.parameters`: `calc.settings.n_blend = 3` sets the parameter)."""
+        return SettingsView(self)
+
+    @settings.setter
+    def settings(self, value: ProximaSettings) -> None:
+        self.set(**asdict(value))
+
+    def set(self, **kwargs) -> dict:
+        """ASE `set` for the settings: names and values are checked; target_err and history_length also reach
+        the controller. The seed is used at construction only."""
+        unknown = sorted(set(kwargs) - set(SETTING_NAMES))
+        if unknown:
+            raise TypeError(f"unknown PROXIMA setting(s) {unknown}; settings: {list(SETTING_NAMES)}")
+        ProximaSettings(**{**{k: self.parameters[k] for k in SETTING_NAMES}, **kwargs})  # validates
+        changed = super().set(**kwargs)
+        controller = getattr(self, "controller", None)
+        if controller is not None:
+            if "target_err" in changed:
+                controller.target_err = float(changed["target_err"])
+            if "history_length" in changed:
+                controller.history_length = int(changed["history_length"])
+        return changed
+
+    def todict(self, skip_default: bool = False) -> dict:
+        """Every setting, defaults included (ASE's default would drop them), e.g. for `ase.db` rows."""
+        return super().todict(skip_default=skip_default)
+
     # --- the algorithm ---------------------------------------------------------------------------
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        s = self.settings
+        s = self.parameters
         t0 = time.perf_counter()
         pred = None
         uq = math.inf
@@ -182,15 +287,13 @@ class ProximaCalculator(Calculator):
             self._memory.append(at)
             return
         self._pending.append(at)
-        if len(self._pending) >= self.settings.db_flush_every:
+        if len(self._pending) >= self.parameters.db_flush_every:
             self.flush()
 
     def flush(self) -> None:
         """Write pending target results to the ASE db in one transaction."""
         if self.db_path is None or not self._pending:
             return
-        from ase.db import connect
-
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         with connect(self.db_path) as db:
             for at in self._pending:
@@ -203,15 +306,13 @@ class ProximaCalculator(Calculator):
             return list(self._memory)
         if not self.db_path.exists():
             return []
-        from ase.db import connect
-
         return [row.toatoms() for row in connect(self.db_path).select()]
 
     def retrain(self) -> bool:
         """Retrain the ensemble on every stored target result (each member its own 90 % split)."""
         self.new_points = 0
         frames = self.training_frames()
-        if len(frames) < self.settings.min_train_points:
+        if len(frames) < self.parameters.min_train_points:
             return False
         t0 = time.perf_counter()
         self.surrogate.fit(frames, self.rng)
@@ -225,51 +326,51 @@ class ProximaCalculator(Calculator):
                 "blend_index": self.blend_index, "new_points": self.new_points, "n_calls": self.n_calls,
                 "target_calls": self.target_calls, "surrogate_calls": self.surrogate_calls,
                 "rng": self.rng.bit_generator.state, "surrogate": self.surrogate.get_state(),
-                "last": dict(self.last), "results": {k: (np.copy(v) if isinstance(v, np.ndarray) else v) for k, v in self.results.items()},
+                "last": dict(self.last),
+                "results": {k: (np.copy(v) if isinstance(v, np.ndarray) else v) for k, v in self.results.items()},
                 "atoms": None if self.atoms is None else self.atoms.copy(),
                 "memory": [(a.copy(), a.get_potential_energy(), a.get_forces(), a.get_stress())
                            for a in self._memory]}
 
-    def set_state(self, state: dict) -> None:
-        self.settings = ProximaSettings(**state["settings"])
-        self.controller = ControllerState(**state["controller"])
-        self.blend_index = state["blend_index"]
-        self.new_points = state["new_points"]
-        self.n_calls = state["n_calls"]
-        self.target_calls = state["target_calls"]
-        self.surrogate_calls = state["surrogate_calls"]
-        self.rng = np.random.default_rng()
-        self.rng.bit_generator.state = state["rng"]
-        self.surrogate = EnsembleSurrogate.from_state(state["surrogate"])
-        self._memory = []
-        for at, e, f, st in state["memory"]:
-            at = at.copy()
-            at.calc = SinglePointCalculator(at, energy=e, forces=f, stress=st)
-            self._memory.append(at)
+    def set_state(self, state: dict, source: str = "state") -> None:
+        """Restore `get_state` output. It is checked first: a malformed state raises StateFormatError (a
+        ValueError) naming `source` and leaves the calculator unchanged."""
+        try:
+            new = _checked_state(state, source)
+        except StateFormatError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, AssertionError, RuntimeError) as exc:
+            raise StateFormatError(f"{source}: invalid PROXIMA state ({one_line(exc)})") from None
+        self.parameters.update(new["settings"])
+        for key in ("controller", "blend_index", "new_points", "n_calls", "target_calls", "surrogate_calls", "rng",
+                    "surrogate"):
+            setattr(self, key, new[key])
+        self._memory = new["memory"]
         self.reset()
         # the cached result of the last call: an integrator asking again at the same positions gets it back
-        self.last = dict(state["last"])
-        if state["atoms"] is not None:
-            self.atoms = state["atoms"].copy()
-            self.results = {k: (np.copy(v) if isinstance(v, np.ndarray) else v) for k, v in state["results"].items()}
+        self.last = new["last"]
+        if new["atoms"] is not None:
+            self.atoms = new["atoms"]
+            self.results = new["results"]
 
     def save_state(self, path: str | Path) -> Path:
-        """Write the state (torch pickle) and a copy of the training db next to it (`<path>.db`), atomically."""
-        from mdsurrogate.io import atomic_path
-
+        """Write the state (safetensors + JSON, see `stateio`) and a copy of the training db next to it
+        (`<path>.db`), atomically."""
         path = Path(path)
         self.flush()
+        blob = pack(self.get_state(), STATE_KIND)
         with atomic_path(path) as tmp:
-            torch.save(self.get_state(), tmp)
+            tmp.write_bytes(blob)
         if self.db_path is not None and self.db_path.exists():
             with atomic_path(path.with_suffix(path.suffix + ".db")) as tmp:
                 shutil.copyfile(self.db_path, tmp)
         return path
 
     def load_state(self, path: str | Path) -> None:
-        """Restore `save_state` output; the saved db copy replaces this calculator's db."""
+        """Restore `save_state` output; the saved db copy replaces this calculator's db. Never unpickles: a
+        malformed or hostile file raises StateFormatError (a ValueError) naming it."""
         path = Path(path)
-        self.set_state(torch.load(path, weights_only=False))
+        self.set_state(unpack(path.read_bytes(), STATE_KIND, path), source=str(path))
         self._pending = []
         db_copy = path.with_suffix(path.suffix + ".db")
         if self.db_path is not None:
@@ -282,3 +383,52 @@ class ProximaCalculator(Calculator):
         return {"calls": self.n_calls, "target_calls": self.target_calls, "surrogate_calls": self.surrogate_calls,
                 "target_time_s": self.target_time, "surrogate_time_s": self.surrogate_time,
                 "train_time_s": self.train_time}
+
+
+def _checked_state(state: dict, source: str) -> dict:
+    """The parts of a `get_state` dict, type- and range-checked and rebuilt (raises on anything malformed)."""
+    from mdsurrogate.proxima.surrogate import EnsembleSurrogate  # noqa: PLC0415 - torch, torchani
+
+    if not isinstance(state, dict):
+        raise TypeError(f"state must be a dict, got {type(state).__name__}")
+    settings = ProximaSettings(**state["settings"])
+    c = dict(state["controller"])
+    hist = c["history"]
+    controller = ControllerState(target_err=float(c["target_err"]), history_length=c["history_length"],
+                                 threshold=None if c["threshold"] is None else float(c["threshold"]),
+                                 alpha=None if c["alpha"] is None else float(c["alpha"]),
+                                 history=None if hist is None else [(float(u), float(e)) for u, e in hist])
+    if not (_is_int(controller.history_length) and controller.history_length >= 1):
+        raise ValueError(f"controller history_length must be an integer >= 1, got {controller.history_length!r}")
+    if not (math.isfinite(controller.target_err) and controller.target_err > 0):
+        raise ValueError(f"controller target_err must be finite and > 0, got {controller.target_err!r}")
+    if controller.threshold is not None and not (math.isfinite(controller.threshold) and controller.threshold >= 0):
+        raise ValueError(f"controller threshold must be null or finite and >= 0, got {controller.threshold!r}")
+    out = {"settings": asdict(settings), "controller": controller}
+    top = {"blend_index": max(settings.n_blend, 1)}
+    for key in ("blend_index", "new_points", "n_calls", "target_calls", "surrogate_calls"):
+        v = state[key]
+        if not (_is_int(v) and 0 <= v <= top.get(key, v)):
+            raise ValueError(f"{key} must be an integer in [0, {top.get(key, 'inf')}], got {v!r}")
+        out[key] = int(v)
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state["rng"]
+    out["rng"] = rng
+    out["surrogate"] = EnsembleSurrogate.from_state(state["surrogate"], source)
+    out["memory"] = []
+    for at, e, f, st in state["memory"]:
+        if not isinstance(at, Atoms):
+            raise TypeError("memory frames must be atoms")
+        at = at.copy()
+        at.calc = SinglePointCalculator(at, energy=float(e), forces=np.asarray(f, dtype=float),
+                                        stress=np.asarray(st, dtype=float))
+        out["memory"].append(at)
+    if not isinstance(state["last"], dict) or not isinstance(state["results"], dict):
+        raise TypeError("last and results must be dicts")
+    out["last"] = dict(state["last"])
+    atoms = state["atoms"]
+    if atoms is not None and not isinstance(atoms, Atoms):
+        raise TypeError("atoms must be atoms or null")
+    out["atoms"] = None if atoms is None else atoms.copy()
+    out["results"] = {k: (np.copy(v) if isinstance(v, np.ndarray) else v) for k, v in state["results"].items()}
+    return out

@@ -17,8 +17,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+from scipy.signal import savgol_filter
 
 from mdsurrogate.io import atomic_path, write_json_atomic
+from mdsurrogate.provenance import provenance
+from mdsurrogate.proxima.calculator import ProximaCalculator, ProximaSettings
+from mdsurrogate.proxima.hops import count_hops, diamond_sites_frac, rate_with_se, vacancy_track
+from mdsurrogate.proxima.md import MDSettings, init_velocities, run_md
+from mdsurrogate.proxima.surrogate import EnsembleSurrogate, SurrogateConfig
+from mdsurrogate.proxima.targets import available_targets, density_g_cc, lammps_si, make_target, si_vacancy_cell
 
 PAPER = {
     "density_g_cc": {"target": 2.166, "proxima": 2.163},
@@ -47,17 +55,7 @@ class ExperimentSettings:
     train_seed: int = 1234
 
 
-def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-        TimeRemainingColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn())
-
-
 def _provenance() -> dict:
-    from mdsurrogate.provenance import provenance
-
     return provenance("ase", "torch", "torchani")
 
 
@@ -72,12 +70,7 @@ def run_conditions(es: ExperimentSettings, md, out: Path, progress=None) -> dict
 
     Returns {condition: {seed: (trace arrays, counts)}} and writes logs/traces under `out`.
     """
-    import torch
 
-    from mdsurrogate.proxima.calculator import ProximaCalculator, ProximaSettings
-    from mdsurrogate.proxima.md import init_velocities, run_md
-    from mdsurrogate.proxima.surrogate import EnsembleSurrogate, SurrogateConfig
-    from mdsurrogate.proxima.targets import lammps_si, si_vacancy_cell
 
     torch.set_num_threads(1)
     target = lammps_si(es.potential)
@@ -115,9 +108,7 @@ def run_conditions(es: ExperimentSettings, md, out: Path, progress=None) -> dict
     train_log = surrogate.fit([pool[i] for i in pick], np.random.default_rng(es.train_seed),
                               progress=(lambda m, e: progress.advance(train_task)) if progress else None)
     train_time = time.perf_counter() - t0
-    (out / "model").mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "model" / "ensemble.pt") as tmp:
-        tmp.write_bytes(surrogate.to_bytes())
+    surrogate.save(out / "model" / "ensemble.safetensors")
     for seed in es.seeds:
         for cond in ("proxima", "blend"):
             one(cond, seed, EnsembleSurrogate.from_state(surrogate.get_state()))
@@ -132,7 +123,6 @@ def max_dvdt(volume: np.ndarray, dt_fs: float) -> float:
 
 def high_freq_rms(volume: np.ndarray, window: int = 21) -> float:
     """RMS of the volume minus a cubic Savitzky-Golay smooth over `window` steps (A^3): Fig. 2's fast jitter."""
-    from scipy.signal import savgol_filter
 
     v = np.asarray(volume, dtype=float)
     if len(v) < window:
@@ -142,7 +132,6 @@ def high_freq_rms(volume: np.ndarray, window: int = 21) -> float:
 
 
 def npt_summary(results: dict, es: ExperimentSettings, md) -> dict:
-    from mdsurrogate.proxima.targets import density_g_cc
 
     n_atoms = 63
     summary: dict = {"runs": {}, "conditions": {}}
@@ -176,10 +165,10 @@ def npt_summary(results: dict, es: ExperimentSettings, md) -> dict:
 
 
 def plot_npt(results: dict, summary: dict, md, out: Path) -> list[Path]:
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 - matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - matplotlib
 
     paths = []
     fig, ax = plt.subplots(1, 2, figsize=(8, 3.5))
@@ -219,15 +208,15 @@ def plot_npt(results: dict, summary: dict, md, out: Path) -> list[Path]:
     return paths
 
 
-def npt_experiment(out: str | Path, es: ExperimentSettings | None = None, temperature_K: float = 800.0) -> dict:
-    """Experiment 1 (paper 3.1-3.2): 800 K NPT of the 63-atom vacancy cell under the three conditions."""
-    from mdsurrogate.proxima.md import MDSettings
+def npt_experiment(out: str | Path, es: ExperimentSettings | None = None, temperature_K: float = 800.0,
+                   progress=None) -> dict:
+    """Experiment 1 (paper 3.1-3.2): 800 K NPT of the 63-atom vacancy cell under the three conditions.
+    `progress`: a rich Progress (the CLI's) that gets one task per run and one for training."""
 
     es = es or ExperimentSettings()
     out = Path(out)
     md = MDSettings(kind="npt", temperature_K=temperature_K, steps=es.steps)
-    with _progress() as progress:
-        results = run_conditions(es, md, out, progress)
+    results = run_conditions(es, md, out, progress)
     summary = npt_summary(results, es, md)
     summary.update({"settings": asdict(es), "md": asdict(md), "paper": PAPER, "provenance": _provenance()})
     summary["plots"] = [str(p) for p in plot_npt(results, summary, md, out)]
@@ -236,7 +225,6 @@ def npt_experiment(out: str | Path, es: ExperimentSettings | None = None, temper
 
 
 def hops_summary(results: dict, es: ExperimentSettings, md) -> dict:
-    from mdsurrogate.proxima.hops import count_hops, diamond_sites_frac, rate_with_se, vacancy_track
 
     sites = diamond_sites_frac(2)
     summary: dict = {"runs": {}, "conditions": {}}
@@ -266,10 +254,10 @@ def hops_summary(results: dict, es: ExperimentSettings, md) -> dict:
 
 
 def plot_hops(summary: dict, out: Path) -> Path:
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 - matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - matplotlib
 
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
     c = summary["conditions"]
@@ -285,15 +273,15 @@ def plot_hops(summary: dict, out: Path) -> Path:
     return path
 
 
-def hops_experiment(out: str | Path, es: ExperimentSettings | None = None, temperature_K: float = 1573.0) -> dict:
-    """Experiment 2 (paper 3.3, Table 1): vacancy hop rate in 1573 K NVT, Wigner-Seitz detection."""
-    from mdsurrogate.proxima.md import MDSettings
+def hops_experiment(out: str | Path, es: ExperimentSettings | None = None, temperature_K: float = 1573.0,
+                    progress=None) -> dict:
+    """Experiment 2 (paper 3.3, Table 1): vacancy hop rate in 1573 K NVT, Wigner-Seitz detection.
+    `progress`: as for `npt_experiment`."""
 
     es = es or ExperimentSettings()
     out = Path(out)
     md = MDSettings(kind="nvt", temperature_K=temperature_K, steps=es.steps, sample_every=es.sample_every)
-    with _progress() as progress:
-        results = run_conditions(es, md, out, progress)
+    results = run_conditions(es, md, out, progress)
     summary = hops_summary(results, es, md)
     summary.update({"settings": asdict(es), "md": asdict(md), "paper": PAPER, "provenance": _provenance()})
     summary["plots"] = [str(plot_hops(summary, out))]
@@ -303,7 +291,6 @@ def hops_experiment(out: str | Path, es: ExperimentSettings | None = None, tempe
 
 def time_target(calc, n_calls: int = 3, seed: int = 0) -> float:
     """Mean seconds per call of `calc` on rattled 63-atom vacancy cells."""
-    from mdsurrogate.proxima.targets import si_vacancy_cell
 
     times = []
     for k in range(n_calls):
@@ -325,7 +312,6 @@ def modelled_speedup(steps: int, target_calls: int, t_target: float, t_surrogate
 def cost_report(out: str | Path, inputs: list[str | Path], expensive: list[str] | None = None,
                 n_time_calls: int = 2) -> dict:
     """Experiment 3: counts and times from experiment summaries; measured and modelled speedups."""
-    from mdsurrogate.proxima.targets import available_targets, make_target
 
     out = Path(out)
     per_call: dict = {"paper_dft": PAPER["t_dft_s"]}
@@ -369,11 +355,7 @@ def cost_report(out: str | Path, inputs: list[str | Path], expensive: list[str] 
 
 def smoke_run(target_name: str, steps: int = 3, seed: int = 0, out: str | Path | None = None) -> dict:
     """A few PROXIMA NVT steps with an expensive target (tblite, cp2k): runs, logs, counts calls."""
-    import torch
 
-    from mdsurrogate.proxima.calculator import ProximaCalculator, ProximaSettings
-    from mdsurrogate.proxima.md import MDSettings, init_velocities, run_md
-    from mdsurrogate.proxima.targets import make_target, si_vacancy_cell
 
     torch.set_num_threads(1)
     atoms = si_vacancy_cell()

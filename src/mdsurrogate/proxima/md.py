@@ -12,6 +12,14 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms, units
+from ase.md.nose_hoover_chain import NoseHooverChainNVT
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+from ase.md.verlet import VelocityVerlet
+
+try:
+    from ase.md.melchionna import MelchionnaNPT as NPT  # ase >= 3.26 name of ase.md.npt.NPT
+except ImportError:  # older ase
+    from ase.md.npt import NPT
 
 from mdsurrogate.proxima.calculator import ProximaCalculator
 
@@ -62,8 +70,6 @@ class RunTrace:
 
 def init_velocities(atoms: Atoms, temperature_K: float, seed: int) -> None:
     """Maxwell-Boltzmann velocities from a seeded generator, centre-of-mass motion removed."""
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
-
     MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=np.random.default_rng(seed))
     Stationary(atoms)
 
@@ -71,21 +77,12 @@ def init_velocities(atoms: Atoms, temperature_K: float, seed: int) -> None:
 def make_dynamics(atoms: Atoms, md: MDSettings):
     dt = md.dt_fs * units.fs
     if md.kind == "npt":
-        try:
-            from ase.md.melchionna import MelchionnaNPT as NPT  # ase >= 3.26 name of ase.md.npt.NPT
-        except ImportError:
-            from ase.md.npt import NPT
-
         pfactor = (md.ptime_fs * units.fs) ** 2 * md.bulk_modulus_GPa * units.GPa
         return NPT(atoms, timestep=dt, temperature_K=md.temperature_K, externalstress=0.0,
                    ttime=md.ttime_fs * units.fs, pfactor=pfactor)
     if md.kind == "nvt":
-        from ase.md.nose_hoover_chain import NoseHooverChainNVT
-
         return NoseHooverChainNVT(atoms, timestep=dt, temperature_K=md.temperature_K, tdamp=md.tdamp_fs * units.fs)
     if md.kind == "nve":
-        from ase.md.verlet import VelocityVerlet
-
         return VelocityVerlet(atoms, timestep=dt)
     raise ValueError(f"unknown MD kind {md.kind!r}")
 

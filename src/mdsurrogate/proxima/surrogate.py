@@ -10,14 +10,18 @@ Neighbour lists come from ASE (periodic, any cell) and are fed to torchani's AEV
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from ase import Atoms
+from ase.data import chemical_symbols
 from ase.neighborlist import primitive_neighbor_list
+
+from mdsurrogate.io import atomic_path
+from mdsurrogate.proxima.stateio import StateFormatError, one_line, pack, unpack
 
 os.environ.setdefault("TORCHANI_NO_WARN_EXTENSIONS", "1")  # CPU only: the CUDA extensions are not needed
 
@@ -26,6 +30,7 @@ from torchani.neighbors import Neighbors  # noqa: E402
 from torchani.nn import ANINetworks  # noqa: E402
 
 EV_A3_TO_GPA = 160.21766
+ENSEMBLE_KIND = "ensemble"
 
 
 @dataclass
@@ -290,27 +295,79 @@ class EnsembleSurrogate:
 
     # --- state -------------------------------------------------------------------------------------
     def get_state(self) -> dict:
+        """Config, version, e0, member weights (torch tensors) and the training log."""
         return {"config": asdict(self.config), "version": self.version,
                 "e0": None if self.e0 is None else np.asarray(self.e0).tolist(),
                 "states": self.states, "train_log": self.train_log}
 
     @classmethod
-    def from_state(cls, state: dict) -> "EnsembleSurrogate":
-        cfg = dict(state["config"])
-        cfg["symbols"] = tuple(cfg["symbols"])
-        cfg["hidden"] = tuple(cfg["hidden"])
-        return cls(config=SurrogateConfig(**cfg), version=state["version"],
-                   e0=None if state["e0"] is None else np.asarray(state["e0"]), states=state["states"],
-                   train_log=list(state["train_log"]))
+    def from_state(cls, state: dict, source: str = "ensemble state") -> "EnsembleSurrogate":
+        """Rebuild from `get_state` output; a malformed state raises StateFormatError naming `source`."""
+        try:
+            cfg = dict(state["config"])
+            cfg["symbols"] = tuple(cfg["symbols"])
+            cfg["hidden"] = tuple(cfg["hidden"])
+            config = SurrogateConfig(**cfg)
+            _check_config(config)
+            e0 = None if state["e0"] is None else np.asarray(state["e0"], dtype=float)
+            states = state["states"]
+            if states is not None:
+                if len(states) != config.n_members:
+                    raise ValueError(f"{len(states)} member weights for n_members = {config.n_members}")
+                if not all(isinstance(st, dict) and all(isinstance(v, torch.Tensor) for v in st.values())
+                           for st in states):
+                    raise TypeError("member weights must be dicts of tensors")
+                if e0 is None or e0.shape != (len(config.symbols),) or not np.isfinite(e0).all():
+                    raise ValueError(f"e0 must hold one finite energy per symbol {config.symbols}")
+            version = state["version"]
+            if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+                raise ValueError(f"version must be an integer >= 0, got {version!r}")
+            return cls(config=config, version=version, e0=e0, states=states, train_log=list(state["train_log"]))
+        except StateFormatError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
+            raise StateFormatError(f"{source}: invalid ensemble state ({one_line(exc)})") from None
 
     def to_bytes(self) -> bytes:
-        buf = io.BytesIO()
-        torch.save(self.get_state(), buf)
-        return buf.getvalue()
+        """The ensemble as safetensors bytes: weights as tensors, config, e0 and log as JSON (no pickle)."""
+        return pack(self.get_state(), ENSEMBLE_KIND)
 
     @classmethod
-    def from_bytes(cls, blob: bytes) -> "EnsembleSurrogate":
-        return cls.from_state(torch.load(io.BytesIO(blob), weights_only=False))
+    def from_bytes(cls, blob: bytes, source: str = "ensemble blob") -> "EnsembleSurrogate":
+        """Inverse of `to_bytes`; never unpickles. Malformed input raises StateFormatError (a ValueError)."""
+        return cls.from_state(unpack(blob, ENSEMBLE_KIND, source), str(source))
+
+    def save(self, path: str | Path) -> Path:
+        """Write `to_bytes()` to `path` atomically."""
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(self.to_bytes())
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "EnsembleSurrogate":
+        """Read a `save` file; a malformed or hostile file raises StateFormatError naming it."""
+        return cls.from_bytes(Path(path).read_bytes(), source=str(path))
+
+
+def _check_config(cfg: SurrogateConfig) -> None:
+    """Types and sane sizes of a loaded config (a hostile file must not allocate huge networks)."""
+    if not cfg.symbols or any(s not in chemical_symbols[1:] for s in cfg.symbols):
+        raise ValueError(f"symbols {cfg.symbols!r} are not chemical symbols")
+    ints = {"radial_shifts": 256, "angular_shifts": 256, "angular_sections": 256, "n_members": 64,
+            "epochs": 10**6, "batch_size": 10**6}
+    for name, hi in ints.items():
+        v = getattr(cfg, name)
+        if not isinstance(v, int) or isinstance(v, bool) or not (0 if name == "epochs" else 1) <= v <= hi:
+            raise ValueError(f"{name} = {v!r} is not an integer in range")
+    if not 1 <= len(cfg.hidden) <= 16 or any(not isinstance(h, int) or not 1 <= h <= 4096 for h in cfg.hidden):
+        raise ValueError(f"hidden = {cfg.hidden!r} is not 1-16 layer widths in [1, 4096]")
+    for name in ("radial_cutoff", "angular_cutoff", "lr", "valid_fraction", "w_energy", "w_forces", "w_stress",
+                 "huber_delta"):
+        v = getattr(cfg, name)
+        if not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
+            raise ValueError(f"{name} = {v!r} is not a finite number >= 0")
+    if not 0 < cfg.angular_cutoff <= cfg.radial_cutoff <= 20:
+        raise ValueError(f"cutoffs {cfg.angular_cutoff}, {cfg.radial_cutoff} A are not 0 < angular <= radial <= 20")
 
 
 def _subset(fr: Frames, idx: np.ndarray) -> Frames:

@@ -15,6 +15,8 @@ import numpy as np
 from ase import Atoms
 from ase.build import bulk
 
+from mdsurrogate.simulation.runtime import import_lammps
+
 SI_LATTICE = 5.43  # Angstrom, the paper's cell (SPEC 6)
 SI_MASS_AMU = 28.0855
 _AMU_G = 1.66053906660e-24  # g per amu
@@ -39,10 +41,8 @@ def density_g_cc(n_atoms: int, volume_A3: np.ndarray | float) -> np.ndarray | fl
 
 def lammps_si(potential: str = "sw", log_file: str | None = None):
     """ASE LAMMPSlib calculator for Si with the Stillinger-Weber (`sw`) or Tersoff (`tersoff`) potential."""
-    from mdsurrogate.simulation.runtime import import_lammps
-
     import_lammps()
-    from ase.calculators.lammpslib import LAMMPSlib
+    from ase.calculators.lammpslib import LAMMPSlib  # noqa: PLC0415 - after import_lammps preloads libmpi
 
     files = {"sw": "Si.sw", "tersoff": "Si.tersoff"}
     if potential not in files:
@@ -54,7 +54,7 @@ def lammps_si(potential: str = "sw", log_file: str | None = None):
 
 def tblite_available() -> bool:
     try:
-        import tblite.ase  # noqa: F401
+        import tblite.ase  # noqa: F401, PLC0415 - optional extra
     except ImportError:
         return False
     return True
@@ -62,7 +62,7 @@ def tblite_available() -> bool:
 
 def tblite_gfn1(**kwargs):
     """tblite GFN1-xTB calculator (optional dependency `tblite`)."""
-    from tblite.ase import TBLite
+    from tblite.ase import TBLite  # noqa: PLC0415 - optional extra
 
     return TBLite(method="GFN1-xTB", verbosity=0, **kwargs)
 
@@ -81,7 +81,7 @@ def cp2k_available() -> bool:
 
 def cp2k_lda(directory: str = "cp2k-run", cutoff_Ry: float = 350.0):
     """CP2K LDA/GPW calculator as in the paper (SZV-MOLOPT-SR-GTH basis, GTH-PADE pseudopotential)."""
-    from ase.calculators.cp2k import CP2K
+    from ase.calculators.cp2k import CP2K  # noqa: PLC0415 - optional target
 
     cmd = cp2k_command()
     if cmd is None:

@@ -1,4 +1,5 @@
-"""Numerical checks of the engine on real configurations (SPEC section 7, the "accuracy trap").
+"""Numerical checks of the engine on real configurations (the "accuracy trap": LAMMPS' kspace accuracy is relative
+to vacuum forces, 80x the forces under `dielectric 80`; docs/engine.md).
 
 `force_errors` equilibrates a system briefly, then evaluates the ion forces of one configuration several ways:
 the run's own PPPM settings, a tight PPPM reference (relative accuracy 1e-7), and the authors' mesh of wall point
@@ -17,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from mdsurrogate.simulation import runtime
-from mdsurrogate.simulation.engine import RunControls, coulomb_cutoff, lammps_input
-from mdsurrogate.simulation.system import ConfinedElectrolyte
+from mdsurrogate.simulation.deck import Units, coulomb_cutoff, lammps_input
+from mdsurrogate.simulation.settings import RunControls
+from mdsurrogate.simulation.system import ConfinedElectrolyte, particle_counts
 
 
 def _read_forces(path: Path) -> np.ndarray:
@@ -63,8 +65,6 @@ write_dump ions custom f_sheet.txt id fx fy fz modify sort id
 """
     # restore the mesh charges for the mesh reference
     script += "include mesh_charge.in\nrun 0\nwrite_dump ions custom f_mesh.txt id fx fy fz modify sort id\n"
-    from mdsurrogate.simulation.system import particle_counts
-    from mdsurrogate.simulation.engine import Units
 
     q = particle_counts(system).mesh_charge * Units.of(system).charge
     (wd / "mesh_charge.in").write_text(f"set type 3 charge {q:.12g}\n")

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from mdsurrogate.io import atomic_path, write_json_atomic
+from mdsurrogate.simulation.derived import integrated_charge_error
 
 TSV_FILES = {
     "density_profile_cations.dat": ("n_plus", "n_plus_err"),
@@ -30,10 +31,10 @@ def write_tsv(ds, directory: str | Path) -> list[Path]:
 def plot_profiles(ds, path: str | Path, title: str | None = None, reference=None) -> Path:
     """Cation/anion densities with error bands, net charge density and integrated charge. `reference` may be
     a second Dataset (same variables) drawn as dashed lines."""
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 - matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - matplotlib
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     z = ds["z"].values
@@ -62,7 +63,6 @@ def plot_profiles(ds, path: str | Path, title: str | None = None, reference=None
 
 def summary(ds) -> dict:
     """Headline numbers of a run."""
-    from mdsurrogate.analysis.derived import integrated_charge_error
 
     a = ds.attrs
     S0 = float(np.interp(0.0, ds["z"].values, ds["integrated_charge"].values))

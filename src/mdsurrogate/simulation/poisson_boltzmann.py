@@ -1,4 +1,4 @@
-"""Mean-field reference: the canonical Poisson-Boltzmann solution of the same slit (SPEC section 1).
+"""Mean-field reference: the canonical Poisson-Boltzmann solution of the same slit.
 
 Reduced potential psi = e phi / kT, lengths in nm, densities in 1/nm^3. In the slit |z| < h/2:
     psi''(z) = -4 pi l_B sum_i q_i n_i(z),     n_i(z) = N_i/A * w_i(z) / int w_i dz,
@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import brentq
 
 from mdsurrogate.simulation.system import (
     AVOGADRO_PER_NM3_PER_MOLAR,
@@ -124,7 +125,6 @@ def counterions_only_exact(z: np.ndarray, h: float, sigma_e_per_nm2: float,
                            bjerrum_nm: float = BJERRUM_LENGTH_NM) -> np.ndarray:
     """Exact PB for point counterions between two equal walls (no salt): n(z) = K^2 / (2 pi l_B cos^2(K z)),
     with K tan(K h/2) = 2 pi l_B |sigma|/e. Returns n in 1/nm^3."""
-    from scipy.optimize import brentq
 
     target = 2 * np.pi * bjerrum_nm * abs(sigma_e_per_nm2)
     K = brentq(lambda k: k * np.tan(k * h / 2) - target, 1e-12, np.pi / h * (1 - 1e-12))

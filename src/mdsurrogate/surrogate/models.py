@@ -1,4 +1,4 @@
-"""The surrogate network of the papers (SPEC section 3) on PyTorch.
+"""The surrogate network of the papers (sun2023, kadupitiya2021) on PyTorch.
 
 Paper network: 5 -> 256 (ReLU) -> dropout 0.1 -> 512 (sigmoid) -> dropout 0.1 -> 1004 (ReLU), Glorot-normal
 weights, inputs min-max scaled to [0, 1] over the design ranges. Widths, depth and activations are configurable.
@@ -13,12 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from mdsurrogate.simulation.system import DESIGN_RANGES, INPUT_NAMES
+from mdsurrogate.simulation.system import INPUT_NAMES, N_GRID, design_minmax
 
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU}
 OUTPUT_SCALINGS = ("none", "standard", "global")
-N_POINTS = 502
-N_OUTPUTS = 2 * N_POINTS
+N_OUTPUTS = 2 * N_GRID
 
 
 @dataclass(frozen=True)
@@ -73,13 +72,6 @@ class NetworkConfig:
 def paper_network(n1: int = 256, n2: int = 512) -> NetworkConfig:
     """5 -> n1 (ReLU) -> n2 (sigmoid) -> 1004 (ReLU), dropout 0.1 (sun2023 section 2.2)."""
     return NetworkConfig(hidden=(n1, n2), activations=("relu", "sigmoid"))
-
-
-def design_minmax() -> tuple[np.ndarray, np.ndarray]:
-    """(min, max) over DESIGN_RANGES in INPUT_NAMES order."""
-    lo = np.array([DESIGN_RANGES[k][0] for k in INPUT_NAMES], dtype=float)
-    hi = np.array([DESIGN_RANGES[k][1] for k in INPUT_NAMES], dtype=float)
-    return lo, hi
 
 
 def output_scaling(Y: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 
-from mdsurrogate.surrogate.data import Arrays
+from mdsurrogate.dataset.arrays import Arrays
 from mdsurrogate.surrogate.models import NetworkConfig
 from mdsurrogate.surrogate.training import TrainConfig, split_validation, train_network
 
@@ -56,7 +56,7 @@ def grid_points(grid: dict[str, tuple]) -> list[dict]:
 
 
 def _init_worker(threads: int) -> None:
-    import torch
+    import torch  # noqa: PLC0415 - torch
 
     torch.set_num_threads(threads)
 

@@ -1,4 +1,4 @@
-"""Training of BaseNN / ModNN networks and deep ensembles (SPEC section 3).
+"""Training of BaseNN / ModNN networks and deep ensembles (sun2023, kadupitiya2021).
 
 `paper_config()` is the papers' recipe (Adam 1e-4, batch 32, fixed epochs, raw outputs); `default_config()` is
 ours: output scaling, a larger learning rate with a cosine schedule, larger batches and early stopping on the
@@ -18,10 +18,17 @@ from typing import Callable
 import numpy as np
 import torch
 
+from mdsurrogate.dataset.arrays import Arrays
 from mdsurrogate.io import atomic_path, write_json_atomic
-from mdsurrogate.surrogate.data import Arrays
 from mdsurrogate.surrogate.losses import make_loss
-from mdsurrogate.surrogate.models import NetworkConfig, ProfileNet, output_scaling, resolve_device, symmetrize
+from mdsurrogate.surrogate.models import (
+    NetworkConfig,
+    ProfileNet,
+    StackedEnsemble,
+    output_scaling,
+    resolve_device,
+    symmetrize,
+)
 
 SCHEDULES = ("constant", "cosine")
 
@@ -117,7 +124,7 @@ def split_validation(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray
 
 
 def _save_checkpoint(directory: Path, name: str, model: ProfileNet, meta: dict) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save_file  # noqa: PLC0415 - torch
 
     directory.mkdir(parents=True, exist_ok=True)
     with atomic_path(directory / f"{name}.safetensors") as tmp:
@@ -127,7 +134,7 @@ def _save_checkpoint(directory: Path, name: str, model: ProfileNet, meta: dict) 
 
 def load_checkpoint(directory: str | Path, name: str = "best") -> tuple[ProfileNet, dict]:
     """Rebuild a network from `<name>.safetensors` + `<name>.json` written during training."""
-    from safetensors.torch import load_file
+    from safetensors.torch import load_file  # noqa: PLC0415 - torch
 
     directory = Path(directory)
     meta = json.loads((directory / f"{name}.json").read_text())
@@ -253,7 +260,6 @@ def predict_arrays(models: list[ProfileNet], X: np.ndarray, batch_size: int = 16
     """Stacked member predictions (M, N, P) for raw inputs X (N, 5), on the models' device.
 
     Several members with one architecture run as one StackedEnsemble (batched matmuls)."""
-    from mdsurrogate.surrogate.models import StackedEnsemble
 
     for m in models:
         m.eval()

@@ -1,4 +1,4 @@
-"""Derived quantities of the density profiles (kadupitiya2021, SPEC section 1).
+"""Derived quantities of the density profiles (kadupitiya2021).
 
 Net charge density rho(z) = e [n+(z) - n-(z)] and integrated charge S(z) = sigma_s + int_{-h/2}^{z} rho(z') dz',
 meaningful up to the midplane; electroneutrality demands S(0) = 0.
@@ -20,14 +20,9 @@ def charge_density(n_plus: np.ndarray, n_minus: np.ndarray) -> np.ndarray:
     return ELEMENTARY_CHARGE * MOLAR_TO_PER_M3 * (np.asarray(n_plus) - np.asarray(n_minus))
 
 
-def integrated_charge(z_nm: np.ndarray, n_plus: np.ndarray, n_minus: np.ndarray, sigma_s: float) -> np.ndarray:
-    """S(z) in C/m^2 = sigma_s + int_{z_0}^{z} rho dz' (trapezoid rule, z in nm; z_0 = first grid point, which
-    must lie at or beyond the wall where the densities vanish)."""
-    return integrated_charge_from_rho(z_nm, charge_density(n_plus, n_minus), sigma_s)
-
-
-def integrated_charge_from_rho(z_nm: np.ndarray, rho: np.ndarray, sigma_s: float) -> np.ndarray:
-    """S(z) in C/m^2 from a net charge density rho(z) in C/m^3 (z in nm)."""
+def integrated_charge(z_nm: np.ndarray, rho: np.ndarray, sigma_s: float) -> np.ndarray:
+    """S(z) in C/m^2 = sigma_s + int_{z_0}^{z} rho dz' from the net charge density rho (C/m^3, `charge_density`)
+    by the trapezoid rule (z in nm; z_0 = first grid point, at or beyond the wall where the densities vanish)."""
     return sigma_s + cumulative_trapezoid(np.asarray(rho, dtype=float), np.asarray(z_nm, dtype=float) * 1e-9,
                                           axis=-1, initial=0.0)
 

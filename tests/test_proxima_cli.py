@@ -1,0 +1,62 @@
+"""`mdsurrogate proxima ...` refuses bad numeric options with a one-line error naming the option (no traceback)."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from mdsurrogate.cli import app
+
+runner = CliRunner()
+
+BAD = [
+    (["npt", "--steps", "-5", "--seeds", "0"], "--seeds", ">= 1"),
+    (["npt", "--steps", "-5"], "--steps", ">= 1"),
+    (["npt", "--steps", "0"], "--steps", ">= 1"),
+    (["hops", "--seeds", "0"], "--seeds", ">= 1"),
+    (["hops", "--steps", "5"], "--steps", ">= 10"),
+    (["npt", "--target-err", "nan"], "--target-err", "> 0"),
+    (["npt", "--target-err", "inf"], "--target-err", "> 0"),
+    (["hops", "--target-err", "-0.9"], "--target-err", "> 0"),
+    (["npt", "--target-err", "0"], "--target-err", "> 0"),
+    (["npt", "--min-target-fraction", "1.5"], "--min-target-fraction", "[0, 1]"),
+    (["hops", "--min-target-fraction", "nan"], "--min-target-fraction", "[0, 1]"),
+    (["npt", "--n-blend", "-1"], "--n-blend", ">= 0"),
+    (["npt", "--n-pretrain", "0"], "--n-pretrain", ">= 1"),
+    (["hops", "--epochs", "0"], "--epochs", ">= 1"),
+    (["npt", "--potential", "lj"], "--potential", "sw, tersoff"),
+    (["hops", "--lattice", "0"], "--lattice", "[4, 8]"),
+    (["hops", "--lattice", "nan"], "--lattice", "[4, 8]"),
+    (["hops", "--steps", "100"], "--equil-steps", "[0, 90]"),
+    (["hops", "--equil-steps", "-1"], "--equil-steps", "[0, 5990]"),
+    (["hops", "--min-dwell", "0"], "--min-dwell", ">= 1"),
+    (["smoke", "sw", "--steps", "0"], "--steps", ">= 1"),
+    (["cost", "--expensive", "vasp"], "--expensive", "tblite"),
+]
+
+
+@pytest.mark.parametrize("args,option,allowed", BAD, ids=[" ".join(a) for a, _, _ in BAD])
+def test_bad_option_fails_with_one_line(args, option, allowed, tmp_path):
+    res = runner.invoke(app, ["proxima", *args, "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2, res.output
+    assert isinstance(res.exception, SystemExit)  # no exception escaped the command
+    assert "Traceback" not in res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1, res.output
+    assert lines[0].startswith("error: ") and option in lines[0] and allowed in lines[0]
+    assert not (tmp_path / "out").exists()  # refused before any work
+
+
+def test_cost_without_summaries_is_one_line(tmp_path):
+    res = runner.invoke(app, ["proxima", "cost", "--inputs", str(tmp_path / "none"), "--out", str(tmp_path / "c")])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert res.output.strip().startswith("error: no experiment summaries found") and len(res.output.splitlines()) == 1
+
+
+def test_cost_with_a_foreign_summary_is_one_line(tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "summary.json").write_text('{"something": "else"}')
+    res = runner.invoke(app, ["proxima", "cost", "--inputs", str(tmp_path / "x"), "--expensive", "sw",
+                              "--out", str(tmp_path / "c")])
+    assert res.exit_code == 2 and "Traceback" not in res.output and len(res.output.splitlines()) == 1
+    assert "summar" in res.output

@@ -13,3 +13,13 @@ def reference_path() -> Path:
     if not REFERENCE.exists():
         pytest.skip("authors' reference data (../shared/reference) not present")
     return REFERENCE
+
+
+def pytest_configure(config):
+    """Hypothesis fuzz tests (marker `fuzz`): a few examples each in the default run, many with `pytest -m fuzz`."""
+    from hypothesis import HealthCheck, settings
+
+    common = dict(deadline=None, suppress_health_check=list(HealthCheck), derandomize=False)
+    settings.register_profile("quick", max_examples=15, **common)
+    settings.register_profile("long", max_examples=300, **common)
+    settings.load_profile("long" if "fuzz" in (config.getoption("markexpr") or "") else "quick")

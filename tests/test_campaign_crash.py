@@ -130,7 +130,8 @@ def crash_and_resume(tmp_path: Path, inner: str, design: str, controls: str, kil
 def test_sigkill_and_resume_synthetic(tmp_path):
     design = ('[[design]]\ntype = "grid"\nh = [4.0, 4.4]\nc = [0.5]\nd_plus = [0.2, 0.415]\n'
               'd_minus = [0.415]\nsigma_s = [-0.01, -0.02]\n')
-    crash_and_resume(tmp_path, "synthetic", design, "steps = 8000\nseeds = [1]", kills=4, window=(0.0, 2.0), seed=11)
+    controls = "steps = 8000\nn_blocks = 4\noverrides = { block_steps = 100 }\nseeds = [1]"  # >= n_blocks blocks
+    crash_and_resume(tmp_path, "synthetic", design, controls, kills=4, window=(0.0, 2.0), seed=11)
 
 
 def test_sigkill_and_resume_real_md(tmp_path):

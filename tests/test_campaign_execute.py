@@ -15,6 +15,9 @@ from mdsurrogate.campaign.spec import RESEED_STRIDE, parse_spec
 from mdsurrogate.cli import app
 
 SYNTH = "mdsurrogate.campaign.synthetic:simulate"
+# short synthetic runs need short blocks: steps = 1000 -> 100 equilibration + 9 production blocks of 100 steps
+# (RunControls refuses a run with fewer than n_blocks blocks)
+SHORT_BLOCKS = {"n_blocks": 4, "overrides": {"block_steps": 100}}
 
 
 def small_spec(seeds=(1,), n_c=2, steps=1000, **execution):
@@ -22,7 +25,7 @@ def small_spec(seeds=(1,), n_c=2, steps=1000, **execution):
         "campaign": {"name": "t"},
         "design": [{"type": "grid", "h": [4.0], "c": [0.5, 1.0][:n_c], "d_plus": 0.415, "d_minus": [0.2, 0.415],
                     "sigma_s": -0.01}],
-        "controls": {"steps": steps, "seeds": list(seeds)},
+        "controls": {"steps": steps, **SHORT_BLOCKS, "seeds": list(seeds)},
         "execution": {"workers": 2, **execution},
     })
 
@@ -96,7 +99,7 @@ def test_shuffled_order_makes_every_piece_a_random_subsample(tmp_path):
         "campaign": {"name": "t"},
         "design": [{"type": "grid", "h": [4.0, 4.4, 4.8], "c": [0.5, 1.0], "d_plus": 0.415, "d_minus": 0.415,
                     "sigma_s": [-0.01, -0.02]}],
-        "controls": {"steps": 1000, "seeds": [1]},
+        "controls": {"steps": 1000, **SHORT_BLOCKS, "seeds": [1]},
         "execution": {"workers": 1, "order": "shuffled", "order_seed": 3},
     })
     ids = [r.run_id for r in spec.runs]
@@ -141,6 +144,8 @@ points = [{{h = 4.0, c = 0.5, d_plus = 0.415, d_minus = 0.2, sigma_s = -0.01}},
           {{h = 4.4, c = 1.0, d_plus = 0.2, d_minus = 0.2, sigma_s = -0.02}}]
 [controls]
 steps = 1000
+n_blocks = 4
+overrides = {{ block_steps = 100 }}
 seeds = [1, 13]
 [execution]
 workers = 2

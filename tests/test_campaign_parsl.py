@@ -25,7 +25,7 @@ from mdsurrogate.campaign.spec import parse_spec
 
 def _spec(run_engine: bool):
     controls = {"steps": 300, "n_blocks": 4, "overrides": {"block_steps": 50}, "seeds": [1]} if run_engine \
-        else {"steps": 1000, "seeds": [1, 13]}
+        else {"steps": 1000, "n_blocks": 4, "overrides": {"block_steps": 100}, "seeds": [1, 13]}
     return parse_spec({
         "campaign": {"name": "parsl"},
         "design": [{"type": "grid", "h": 4.0, "c": 0.1, "d_plus": 0.415, "d_minus": 0.415,

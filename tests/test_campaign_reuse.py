@@ -17,7 +17,7 @@ def spec(c_values, reuse=(), steps=1000):
         "campaign": {"name": "parts", "reuse": list(reuse)},
         "design": [{"type": "grid", "h": [4.0], "c": list(c_values), "d_plus": 0.415, "d_minus": [0.2, 0.415],
                     "sigma_s": -0.01}],
-        "controls": {"steps": steps, "seeds": [1]},
+        "controls": {"steps": steps, "n_blocks": 4, "overrides": {"block_steps": 100}, "seeds": [1]},
         "execution": {"workers": 2},
     })
 

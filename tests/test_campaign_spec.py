@@ -163,6 +163,8 @@ def test_toml_and_yaml_files_agree(tmp_path):
         [controls]
         preset = "production"
         time_tau = 50.0
+        n_blocks = 4
+        overrides = { block_steps = 100 }
         seeds = [1, 2]
         [execution]
         workers = 2
@@ -175,12 +177,13 @@ def test_toml_and_yaml_files_agree(tmp_path):
           - {type: random_subset, n: 12, seed: 9}
         exclude:
           - {d_plus: 0.415, d_minus: [0.415, 0.2]}
-        controls: {preset: production, time_tau: 50.0, seeds: [1, 2]}
+        controls: {preset: production, time_tau: 50.0, n_blocks: 4, overrides: {block_steps: 100}, seeds: [1, 2]}
         execution: {workers: 2, cores_per_run: 1}
         """))
     a, b = load_spec(toml), load_spec(yaml)
     assert [r.run_id for r in a.runs] == [r.run_id for r in b.runs]
-    assert a.controls == b.controls == {"preset": "production", "time_tau": 50.0}
+    assert a.controls == b.controls == {"preset": "production", "time_tau": 50.0, "n_blocks": 4,
+                                        "overrides": {"block_steps": 100}}
     assert a.execution.workers == 2
     bad = tmp_path / "bad.toml"
     bad.write_text("[[design]]\ntype = 'grid'\n[controls]\nseeds = 'one'\n")

@@ -134,7 +134,8 @@ def test_two_mpi_ranks_run_and_agree_on_the_counts(tmp_path):
 def test_exploding_integration_is_caught(tmp_path):
     out = tmp_path / "never.nc"
     with pytest.raises(SimulationFailed) as exc:
-        simulate(CHEAP, RunControls(steps=4000, overrides={"dt": 0.2}), out=out, workdir=tmp_path / "wd")
+        simulate(CHEAP, RunControls(steps=4000, n_blocks=4, overrides={"dt": 0.2, "block_steps": 500}), out=out,
+                 workdir=tmp_path / "wd")
     assert exc.value.reason in {"lost_atoms", "blowup", "nan"}
     assert not out.exists()
 
@@ -159,7 +160,7 @@ def test_run_stops_once_the_requested_error_is_reached(tmp_path):
 def test_bad_run_controls_name_the_parameter():
     with pytest.raises(ValueError, match="preset must be one of"):
         RunControls(preset="fast")
-    with pytest.raises(ValueError, match="time_tau must be > 0"):
+    with pytest.raises(ValueError, match=r"time_tau must be a number in \(0, 1e\+08\], got -1.0"):
         RunControls(time_tau=-1.0)
     with pytest.raises(ValueError, match="unknown engine settings"):
         RunControls(overrides={"timestep": 0.1})

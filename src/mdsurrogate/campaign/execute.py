@@ -26,12 +26,12 @@ from mdsurrogate.campaign.backends import (
     kill_worker_group,
 )
 from mdsurrogate.campaign.layout import campaign_dir, ledger_path, result_path, result_readable, save_spec_copy
-from mdsurrogate.campaign.ledger import Ledger
+from mdsurrogate.campaign.ledger import STATES, Ledger
 from mdsurrogate.campaign.parsl_configs import check_config_name
 from mdsurrogate.campaign.reuse import META_KEY as REUSE_META_KEY
 from mdsurrogate.campaign.reuse import absolute_patterns, reused_runs
 from mdsurrogate.campaign.spec import CampaignSpec, attempt_seed
-from mdsurrogate.campaign.worker import DEFAULT_RUN_FN
+from mdsurrogate.campaign.worker import DEFAULT_RUN_FN, check_run_fn
 
 
 class CampaignObserver:
@@ -57,16 +57,51 @@ class CampaignSummary:
     started: int = 0
     done: int = 0
     failed: int = 0
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # the ledger's, less the runs counted in not_in_spec
     reconciled: dict[str, int] = field(default_factory=dict)
+    not_in_spec: int = 0  # pending/failed runs of the ledger that the spec no longer has (ignored)
+    dropped: int = 0  # such runs deleted from the ledger (drop_removed=True)
 
 
 class _Terminated(Exception):
     pass
 
 
-def _raise_terminated(signum, frame):  # noqa: ARG001
-    raise _Terminated(f"signal {signum}")
+#: Signals that stop a campaign cleanly (workers killed, their runs back to pending). SIGHUP: the terminal closed.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class _StopSignals:
+    """While installed (main thread only): the first of STOP_SIGNALS raises (KeyboardInterrupt for SIGINT, else
+    _Terminated); every later one is ignored, so that a second Ctrl-C cannot cut the cleanup short and leave runs
+    marked 'running' or workers alive."""
+
+    def __init__(self, active: bool):
+        self.active, self.stopping, self._old = active, False, {}
+
+    def _handler(self, signum, frame):  # noqa: ARG002
+        if self.stopping:
+            return
+        self.stopping = True
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise _Terminated(f"signal {signum}")
+
+    def install(self) -> None:
+        if self.active:
+            for sig in STOP_SIGNALS:
+                if signal.getsignal(sig) is signal.SIG_IGN:  # inherited (nohup, a background job): keep ignoring
+                    continue
+                self._old[sig] = signal.signal(sig, self._handler)
+
+    def cleaning_up(self) -> None:
+        """From now on every stop signal is ignored (the cleanup must finish)."""
+        self.stopping = True
+
+    def restore(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old.clear()
 
 
 def run_campaign(
@@ -81,6 +116,7 @@ def run_campaign(
     parsl_config: Any = None,
     limit: int | None = None,
     retry_failed: bool = False,
+    drop_removed: bool = False,
     observer: CampaignObserver | None = None,
     poll_s: float = 0.1,
     log: Callable[[str], None] | None = None,
@@ -88,30 +124,48 @@ def run_campaign(
     """Run (or resume) a campaign until every run is done or out of attempts, or `limit` runs were started.
 
     `run_fn` ('module:function') is called as fn(system, controls, out=..., workdir=...) and must write its
-    result atomically to `out`; the default is the MD engine. Arguments left None come from spec.execution.
+    result atomically to `out`; the default is the MD engine; it is resolved here first (ValueError naming
+    run_fn). Arguments left None come from spec.execution. Pending or failed runs of the ledger that the spec no
+    longer has are ignored (counted in summary.not_in_spec), or deleted when `drop_removed` is true.
+
+    SIGINT, SIGTERM and SIGHUP (in the main thread, unless ignored already, as under nohup) stop it cleanly:
+    workers are killed, their runs go back to pending, and KeyboardInterrupt is raised; further signals during that
+    cleanup are ignored.
     """
     ex = spec.execution
     workers = workers or ex.workers
     cores = cores_per_run or ex.cores_per_run
     max_attempts = max_attempts or ex.max_attempts
     backend_name = backend or ex.backend
+    # every check before the ledger is touched or a run claimed
+    if backend_name not in ("local", "parsl"):
+        raise ValueError(f"backend must be 'local' or 'parsl', got {backend_name!r}")
+    check_run_fn(run_fn, "run_fn")  # a typo would otherwise fail every run, inside the workers
     if backend_name == "parsl" and (parsl_config is None or isinstance(parsl_config, str)):
-        check_config_name(parsl_config or ex.parsl_config)  # before the ledger is touched or a run claimed
+        check_config_name(parsl_config or ex.parsl_config)
     stale_s = _stale_s_from_env()
     root = campaign_dir(spec, directory).resolve()
-    (root / "results").mkdir(parents=True, exist_ok=True)
-    (root / "work").mkdir(parents=True, exist_ok=True)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"campaign directory {root} exists and is not a folder")
     say = log or (lambda msg: None)
     marker = str(ledger_path(root))
 
-    ledger = Ledger(ledger_path(root))
+    ledger = Ledger(ledger_path(root))  # makes root; refuses (LedgerUnreadable) a file that is not a ledger
     summary = CampaignSummary(directory=root)
     backend_obj = None
     heartbeat: Heartbeat | None = None
-    in_main = threading.current_thread() is threading.main_thread()
-    old_term = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
+    ignored = dict.fromkeys(("pending", "failed"), 0)  # runs of the ledger that the spec no longer has
+
+    def counts() -> dict[str, int]:
+        c = ledger.counts()
+        return {k: v - ignored.get(k, 0) for k, v in c.items()}
+
+    stops = _StopSignals(threading.current_thread() is threading.main_thread())
+    stops.install()
     try:
         ledger.acquire()
+        (root / "results").mkdir(parents=True, exist_ok=True)
+        (root / "work").mkdir(parents=True, exist_ok=True)
         heartbeat = Heartbeat(root, stale_s)
         heartbeat.start()  # a new token: runs still alive from a killed supervisor (Parsl nodes) stop now
         if spec.source:
@@ -142,11 +196,21 @@ def run_campaign(
             say(f"registered {added} new runs")
         if any(summary.reconciled.values()):
             say(f"resumed: {summary.reconciled}")
+        spec_ids = {r.run_id for r in spec.runs}
+        removed = [r for r in ledger.rows() if r.state in ("pending", "failed") and r.run_id not in spec_ids]
+        if removed and drop_removed:
+            summary.dropped = ledger.drop_runs([r.run_id for r in removed],
+                                               "removed from the spec (campaign run --drop-removed)")
+            say(f"dropped {summary.dropped} pending or failed runs that are no longer in the spec from the ledger")
+        elif removed:
+            summary.not_in_spec = len(removed)
+            for r in removed:  # never claimed (not in run_ids below): they stay in these states
+                ignored[r.state] += 1
+            say(f"{len(removed)} pending or failed runs of the ledger are no longer in the spec: ignored "
+                "(--drop-removed deletes them from the ledger)")
 
-        run_ids = {r.run_id for r in spec.runs} - set(reused)
+        run_ids = spec_ids - set(reused)
         by_id = {r.run_id: r for r in spec.runs}
-        if backend_name not in ("local", "parsl"):
-            raise ValueError(f"backend must be 'local' or 'parsl', got {backend_name!r}")
 
         def make_backend():
             if backend_name == "local":
@@ -160,7 +224,7 @@ def run_campaign(
 
         active: dict[str, tuple[dict, float]] = {}
         bar = observer or CampaignObserver()
-        bar.start(ledger.counts())
+        bar.start(counts())
         try:
             while True:
                 for rid in list(active):
@@ -181,7 +245,7 @@ def run_campaign(
                         ledger.mark_failed(rid, reason, wall_s=wall)
                         summary.failed += 1
                         say(f"failed {rid}: {reason}")
-                    bar.update(ledger.counts())
+                    bar.update(counts())
                 while len(active) < workers and (limit is None or summary.started < limit):
                     row = ledger.claim_next(max_attempts, run_ids)
                     if row is None:
@@ -207,7 +271,7 @@ def run_campaign(
                     active[row.run_id] = (task, time.time())
                     summary.started += 1
                     bar.run_started(row.run_id, workdir)
-                    bar.update(ledger.counts())
+                    bar.update(counts())
                 if not active:
                     break
                 bar.refresh()
@@ -215,21 +279,31 @@ def run_campaign(
         finally:
             bar.stop()
     except (KeyboardInterrupt, _Terminated) as exc:
-        say("interrupted: stopping workers; unfinished runs go back to pending")
+        stops.cleaning_up()
+        try:
+            say("interrupted: stopping workers; unfinished runs go back to pending")
+        except Exception:  # noqa: BLE001 - a closed terminal (SIGHUP) must not cut the cleanup short
+            pass
         if isinstance(exc, _Terminated):
             raise KeyboardInterrupt(str(exc)) from None
         raise
     finally:
-        if in_main:
-            signal.signal(signal.SIGTERM, old_term)
-        if heartbeat is not None:
-            heartbeat.stop()  # null token first: remote runs stop even if the executor's cleanup hangs
-        if backend_obj is not None:
-            backend_obj.shutdown()
-        if ledger._lock_fh is not None:
-            ledger.reconcile(lambda rid: _ok_path(root, rid), check_done=False)  # interrupted rows -> pending
-        summary.counts = ledger.counts()
-        ledger.close()
+        stops.cleaning_up()  # a second Ctrl-C (or SIGTERM/SIGHUP) now is ignored: the cleanup always completes
+        try:
+            if heartbeat is not None:
+                heartbeat.stop()  # null token first: remote runs stop even if the executor's cleanup hangs
+        finally:
+            try:
+                if backend_obj is not None:
+                    backend_obj.shutdown()
+            finally:
+                try:
+                    if ledger._lock_fh is not None:  # interrupted rows -> pending
+                        ledger.reconcile(lambda rid: _ok_path(root, rid), check_done=False)
+                    summary.counts = counts()
+                finally:
+                    ledger.close()
+                    stops.restore()
     return summary
 
 
@@ -238,19 +312,28 @@ def _ok_path(root: Path, run_id: str) -> str | None:
     return str(p) if result_readable(p) else None
 
 
-def campaign_status(root: str | os.PathLike) -> dict:
-    """Counts, failures with reasons, mean wall time and an ETA, read from the ledger (read-only use)."""
+def campaign_status(root: str | os.PathLike, spec_run_ids: set[str] | None = None) -> dict:
+    """Counts, failures with reasons, mean wall time and an ETA, read from the ledger (read-only use; a missing
+    ledger is FileNotFoundError, a file that is not one LedgerUnreadable). Given the spec's run ids, pending and
+    failed runs that the spec no longer has are counted apart ("not_in_spec"), not as pending or remaining."""
     path = ledger_path(root)
     if not path.exists():
         raise FileNotFoundError(f"no campaign ledger at {path}")
-    with Ledger(path) as ledger:
+    with Ledger(path, create=False) as ledger:
         rows = ledger.rows()
-        counts = ledger.counts()
         workers = int(ledger.get_meta("workers") or 1)
         max_attempts = int(ledger.get_meta("max_attempts") or 3)
         cores = int(ledger.get_meta("cores_per_run") or 1)
         owner = ledger.get_meta("owner")
         reused = int(ledger.get_meta("reused") or 0)
+    not_in_spec = [] if spec_run_ids is None else \
+        [r for r in rows if r.state in ("pending", "failed") and r.run_id not in spec_run_ids]
+    if not_in_spec:
+        gone = {r.run_id for r in not_in_spec}
+        rows = [r for r in rows if r.run_id not in gone]
+    counts = dict.fromkeys(STATES, 0)
+    for r in rows:
+        counts[r.state] = counts.get(r.state, 0) + 1
     walls = [r.wall_s for r in rows if r.state == "done" and r.wall_s]
     mean_wall = sum(walls) / len(walls) if walls else None
     exhausted = [r for r in rows if r.state == "failed" and r.attempts >= max_attempts]
@@ -260,6 +343,7 @@ def campaign_status(root: str | os.PathLike) -> dict:
         "directory": str(Path(root)),
         "total": len(rows),
         "counts": counts,
+        "not_in_spec": len(not_in_spec),
         "exhausted": len(exhausted),
         "failures": [{"run_id": r.run_id, "attempts": r.attempts, "reason": r.reason}
                      for r in rows if r.state == "failed"],

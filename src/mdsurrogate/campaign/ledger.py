@@ -15,6 +15,7 @@ import json
 import os
 import socket
 import sqlite3
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,10 @@ class LedgerMismatch(RuntimeError):
     """The spec's run controls differ from those the ledger's finished runs used."""
 
 
+class LedgerUnreadable(RuntimeError):
+    """The ledger file is not a campaign ledger (garbage bytes, another database, a special file)."""
+
+
 @dataclass(frozen=True)
 class RunRow:
     run_id: str
@@ -79,14 +84,48 @@ class RunRow:
 class Ledger:
     """SQLite-backed run ledger. Use as a context manager or call close()."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, create: bool = True):
+        """Open the ledger at `path`. create=True (a supervisor): make it (and its folder) if missing.
+        create=False (status, consolidate): it must exist (FileNotFoundError), nothing is created.
+        A file that is not a campaign ledger raises LedgerUnreadable, never a traceback of sqlite3."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
         self._lock_fh = None
+        if self.path.exists() or self.path.is_symlink():
+            try:
+                regular = stat.S_ISREG(self.path.stat().st_mode)
+            except OSError:
+                regular = False
+            if not regular:  # a FIFO would block sqlite's reads, a folder cannot be opened
+                raise LedgerUnreadable(f"campaign ledger {self.path} is not a regular file")
+            existed = True
+        elif not create:
+            raise FileNotFoundError(f"no campaign ledger at {self.path}")
+        else:
+            existed = False
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if create:
+                self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            else:  # mode=rw: never creates the file
+                self._db = sqlite3.connect(self.path.resolve().as_uri() + "?mode=rw", timeout=60.0,
+                                           isolation_level=None, uri=True)
+        except sqlite3.Error as exc:
+            raise LedgerUnreadable(f"campaign ledger {self.path} cannot be opened: {exc}") from None
+        try:
+            self._db.row_factory = sqlite3.Row
+            if existed:
+                tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if "runs" not in tables and (tables or not create):
+                    raise LedgerUnreadable(f"{self.path} is a database without a 'runs' table, not a campaign "
+                                           "ledger")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise LedgerUnreadable(f"campaign ledger {self.path} is not a readable campaign ledger ({exc})") from None
+        except BaseException:
+            self._db.close()
+            raise
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -253,6 +292,23 @@ class Ledger:
                                (row.run_id, now, row.attempts))
                 counts["lost_results"] += 1
         return counts
+
+    def drop_runs(self, run_ids: Iterable[str], detail: str) -> int:
+        """Delete pending or failed runs (e.g. removed from the spec: `campaign run --drop-removed`); each gets a
+        'removed' event with `detail`. Running and done runs are never dropped. Returns how many were removed."""
+        removed = 0
+        with self._tx() as db:
+            now = time.time()
+            for rid in run_ids:
+                row = db.execute("SELECT attempts FROM runs WHERE run_id = ? AND state IN ('pending', 'failed')",
+                                 (rid,)).fetchone()
+                if row is None:
+                    continue
+                db.execute("DELETE FROM runs WHERE run_id = ?", (rid,))
+                db.execute("INSERT INTO events (run_id, time, state, attempt, detail) VALUES (?, ?, 'removed', ?, ?)",
+                           (rid, now, row["attempts"], detail))
+                removed += 1
+        return removed
 
     def reset_failed(self) -> int:
         """Give every failed run a fresh set of attempts (`campaign run --retry-failed`)."""

@@ -50,7 +50,9 @@ A spec is a small file::
     parsl_config = "local"        # "local", "threads" or a python file defining `config` or `make_config`
                                   # (SLURM and PBS examples: docs/campaign.md)
 
-Every problem is reported as SpecError naming the key (e.g. ``design[2].n``) before anything runs.
+Every problem is reported as SpecError naming the key (e.g. ``design[2].n``) before anything runs. A campaign has
+at most MAX_SYSTEMS systems and MAX_RUNS runs (checked before any design is expanded); seeds of designs and of the
+start order must lie in [0, 2**32).
 """
 
 from __future__ import annotations
@@ -82,6 +84,9 @@ CONTROL_KEYS = ("preset", "time_tau", "steps", "target_rel_error", "timeout_s", 
 PRESETS = ("authors", "production")
 BACKENDS = ("local", "parsl")
 RESEED_STRIDE = 1_000_003
+MAX_SYSTEMS = 1_000_000  # systems per design block, per random_subset grid and per campaign (checked before expanding)
+MAX_RUNS = 1_000_000  # runs (systems x seeds) per campaign
+SEED_LIMIT = 2**32  # numpy/scipy generators take seeds in [0, 2**32)
 
 
 class SpecError(ValueError):
@@ -146,11 +151,22 @@ class CampaignSpec:
 # ---------------------------------------------------------------------------------------------- loading
 
 def load_spec(path: str | Path) -> CampaignSpec:
-    """Read and validate a TOML (.toml) or YAML (.yaml/.yml) campaign spec."""
+    """Read and validate a TOML (.toml) or YAML (.yaml/.yml) campaign spec (a regular UTF-8 file)."""
+    from mdsurrogate.io import BadPath, check_input  # noqa: PLC0415
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"campaign spec not found: {path}")
-    text = path.read_text()
+    try:
+        check_input(path, "campaign spec")  # a folder or a FIFO would fail or block on reading
+    except BadPath as exc:
+        raise SpecError("<file>", str(exc)) from None
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError("<file>", f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except OSError as exc:
+        raise SpecError("<file>", f"{path} cannot be read: {exc.strerror or exc}") from None
     if path.suffix.lower() in (".yaml", ".yml"):
         import yaml  # noqa: PLC0415
 
@@ -206,11 +222,17 @@ def parse_spec(raw: Any, source: str = "", default_name: str = "campaign") -> Ca
     for i, block in enumerate(designs):
         for p in expand_design(block, f"design[{i}]", allow, rules):
             points.setdefault(system_key(p), p)
+        if len(points) > MAX_SYSTEMS:
+            raise SpecError(f"design[{i}]", f"the designs up to this block have {len(points)} systems; a campaign "
+                                            f"may have at most {MAX_SYSTEMS:,}")
     kept = [p for p in points.values() if not any(_matches(p, r) for r in rules)]
     if not kept:
         raise SpecError("exclude", "the exclusions remove every system of the design")
 
     controls, seeds = _controls(raw.get("controls", {}))
+    if len(kept) * len(seeds) > MAX_RUNS:
+        raise SpecError("controls.seeds", f"{len(kept)} systems x {len(seeds)} seeds = {len(kept) * len(seeds)} "
+                                          f"runs; a campaign may have at most {MAX_RUNS:,} runs")
     execution = _execution(raw.get("execution", {}))
     runs = tuple(Run(run_id=f"{system_key(p)}_s{s}", inputs=p, seed=s) for p in kept for s in seeds)
     _check_engine_accepts(controls, seeds[0], execution.cores_per_run)
@@ -230,18 +252,22 @@ def expand_design(block: Any, where: str, allow_outside_design: bool = False,
         raise SpecError(f"{where}.type", f"must be one of {list(DESIGN_TYPES)}, got {kind!r}")
     if kind == "grid":
         _check_keys(block, ("type", *INPUT_NAMES), where)
-        pts = grid_points(_grid_values(block, where))
+        values = _grid_values(block, where)
+        _check_grid_size(values, where, "a grid design")
+        pts = grid_points(values)
     elif kind == "random_subset":
         _check_keys(block, ("type", "n", "seed", "grid"), where)
         grid_table = _table(block.get("grid", {}), f"{where}.grid")
         _check_keys(grid_table, INPUT_NAMES, f"{where}.grid")
         grid = _grid_values(grid_table, f"{where}.grid")
-        full = [p for p in grid_points(grid) if not any(_matches(p, r) for r in exclude or [])]
+        _check_grid_size(grid, f"{where}.grid", "the grid a random subset is drawn from")
         n = _positive_int(block.get("n"), f"{where}.n")
+        _check_count(n, f"{where}.n")
+        seed = _seed(block.get("seed"), f"{where}.seed")
+        full = [p for p in grid_points(grid) if not any(_matches(p, r) for r in exclude or [])]
         if n > len(full):
             raise SpecError(f"{where}.n", f"asks for {n} systems but the grid has only {len(full)} "
                                           "(after exclusions)")
-        seed = _int(block.get("seed"), f"{where}.seed")
         idx = np.sort(np.random.default_rng(seed).choice(len(full), size=n, replace=False))
         pts = [full[i] for i in idx]
     elif kind in ("sobol", "lhs"):
@@ -270,6 +296,19 @@ def expand_design(block: Any, where: str, allow_outside_design: bool = False,
     return out
 
 
+def _check_count(n: int, where: str) -> None:
+    if n > MAX_SYSTEMS:
+        raise SpecError(where, f"asks for {n} systems; a campaign may have at most {MAX_SYSTEMS:,}")
+
+
+def _check_grid_size(values: dict[str, tuple[float, ...]], where: str, what: str) -> None:
+    """Refuse a grid of more than MAX_SYSTEMS points before any point is made (its size is a product)."""
+    size = math.prod(len(v) for v in values.values())
+    if size > MAX_SYSTEMS:
+        raise SpecError(where, f"{what} has {' x '.join(str(len(v)) for v in values.values())} = {size} points; "
+                               f"a campaign may have at most {MAX_SYSTEMS:,} systems")
+
+
 def _grid_values(block: dict, where: str) -> dict[str, tuple[float, ...]]:
     values = {}
     for k in INPUT_NAMES:
@@ -286,7 +325,8 @@ def _space_filling(block: dict, where: str, kind: str) -> list[dict[str, float]]
     from scipy.stats import qmc  # noqa: PLC0415
 
     n = _positive_int(block.get("n"), f"{where}.n")
-    seed = _int(block.get("seed"), f"{where}.seed")
+    _check_count(n, f"{where}.n")
+    seed = _seed(block.get("seed"), f"{where}.seed")
     decimals = _int(block.get("decimals", 4), f"{where}.decimals")
     if not 1 <= decimals <= 8:
         raise SpecError(f"{where}.decimals", f"must be in [1, 8], got {decimals}")
@@ -403,9 +443,7 @@ def _execution(raw: Any) -> Execution:
     order = raw.get("order", "spec")
     if order not in EXECUTION_ORDERS:
         raise SpecError("execution.order", f"must be one of {list(EXECUTION_ORDERS)}, got {order!r}")
-    order_seed = raw.get("order_seed", 0)
-    if isinstance(order_seed, bool) or not isinstance(order_seed, int) or order_seed < 0:
-        raise SpecError("execution.order_seed", f"must be an integer >= 0, got {order_seed!r}")
+    order_seed = _seed(raw.get("order_seed", 0), "execution.order_seed")
     return Execution(
         order=order,
         order_seed=order_seed,
@@ -459,6 +497,12 @@ def _number(v: Any, where: str) -> float:
 def _int(v: Any, where: str) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
         raise SpecError(where, f"must be an integer, got {v!r}")
+    return v
+
+
+def _seed(v: Any, where: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < SEED_LIMIT:
+        raise SpecError(where, f"must be an integer in [0, 2**32 - 1], got {v!r}")
     return v
 
 

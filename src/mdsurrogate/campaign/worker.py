@@ -39,6 +39,35 @@ def resolve(path: str) -> Callable:
     return getattr(importlib.import_module(module), name)
 
 
+def check_run_fn(path: Any, option: str = "run_fn") -> Callable:
+    """Resolve a run function in the supervisor, before anything runs, as a worker would (`python -m` puts the
+    working directory on sys.path). Raises ValueError starting with `option` for an empty or malformed name, a
+    module that does not import, a missing or non-callable attribute."""
+    if not isinstance(path, str) or not path.strip():
+        raise ValueError(f"{option}: give the run function as 'module:function', got {path!r}")
+    module, _, name = path.partition(":")
+    if not module or not name or not name.isidentifier():
+        raise ValueError(f"{option}: give the run function as 'module:function', got {path!r}")
+    cwd = os.getcwd()
+    added = cwd not in sys.path and "" not in sys.path
+    if added:
+        sys.path.append(cwd)
+    try:
+        mod = importlib.import_module(module)
+    except Exception as exc:  # noqa: BLE001 - ImportError, or whatever the module raises when imported
+        raise ValueError(f"{option}: module {module!r} of {path!r} cannot be imported "
+                         f"({type(exc).__name__}: {exc})") from None
+    finally:
+        if added:
+            sys.path.remove(cwd)
+    fn = getattr(mod, name, None)
+    if fn is None:
+        raise ValueError(f"{option}: module {module!r} has no function {name!r}")
+    if not callable(fn):
+        raise ValueError(f"{option}: {path!r} is a {type(fn).__name__}, not a function")
+    return fn
+
+
 def make_controls(controls: dict[str, Any], seed: int, mpi_ranks: int):
     """The engine's RunControls of one run."""
     return RunControls(**controls, seed=seed, mpi_ranks=mpi_ranks)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import typer
 
 from mdsurrogate.cli import campaign, proxima, simulation, surrogate
+from mdsurrogate.cli.common import SafeGroup
 
 app = typer.Typer(
+    cls=SafeGroup,
     name="mdsurrogate",
     help="MD campaigns, neural-network surrogates of their profiles, and PROXIMA on-the-fly control.",
     no_args_is_help=True,

@@ -9,7 +9,12 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from mdsurrogate.cli.common import fail
+
 console = Console()
+
+
+_CONTROL_OPTIONS = ("time_tau", "steps", "timeout_s", "target_rel_error", "preset", "mpi_ranks", "seed")
 
 
 def _system(h, c, d_plus, d_minus, sigma_s, allow_outside_design):
@@ -60,9 +65,11 @@ def register(app: typer.Typer) -> None:
         ranks: int = typer.Option(1, help="MPI ranks"),
         timeout: Optional[float] = typer.Option(None, help="wall-clock limit in seconds"),
         out: Path = typer.Option(Path("out/simulation"), help="output directory"),
+        overwrite: bool = typer.Option(False, help="replace the results of an earlier run in --out"),
         allow_outside_design: bool = typer.Option(False, help="allow inputs outside the papers' design ranges"),
     ) -> None:
         """Run one MD simulation; writes profiles.nc, TSV files, profiles.png and summary.json."""
+        from mdsurrogate.io import BadPath, check_output
         from mdsurrogate.simulation.settings import RunControls
 
         system = _system(h, c, d_plus, d_minus, sigma_s, allow_outside_design)
@@ -70,7 +77,12 @@ def register(app: typer.Typer) -> None:
             controls = RunControls(preset=preset, time_tau=time_tau, steps=steps, seed=seed, mpi_ranks=ranks,
                                    target_rel_error=target_error, timeout_s=timeout)
         except ValueError as exc:
-            raise typer.BadParameter(str(exc)) from None
+            fail(f"--{str(exc).split()[0].replace('_', '-')}: {exc}" if str(exc).split()[0] in _CONTROL_OPTIONS
+                 else str(exc))
+        try:
+            check_output(out, "--out", kind="dir", overwrite=overwrite, replaceable="summary.json")
+        except BadPath as exc:
+            fail(str(exc))
         ds = _run_and_write(system, controls, out, system.key())
         from mdsurrogate.simulation.export import summary
 
@@ -81,12 +93,21 @@ def register(app: typer.Typer) -> None:
     def demo(out: Path = typer.Option(Path("out/demo"), help="output directory"),
              time_tau: float = typer.Option(400.0, help="simulated time in tau (about a minute on 2 cores)")) -> None:
         """The main job on the embedded default: a short production-preset simulation of h = 4.4 nm,
-        c = 0.5 M, d = 0.415 nm, sigma_s = -0.015 C/m^2; writes profiles, a PNG plot and a summary."""
+        c = 0.5 M, d = 0.415 nm, sigma_s = -0.015 C/m^2; writes profiles, a PNG plot and a summary (replacing
+        those of an earlier demo in the same folder, never a folder it did not write)."""
+        from mdsurrogate.io import BadPath, check_output
         from mdsurrogate.simulation.export import summary
         from mdsurrogate.simulation.settings import RunControls
 
         system = _system(4.4, 0.5, 0.415, 0.415, -0.015, False)
-        ds = _run_and_write(system, RunControls(time_tau=time_tau, mpi_ranks=1, seed=1), out, "demo " + system.key())
+        try:
+            controls = RunControls(time_tau=time_tau, mpi_ranks=1, seed=1)
+            check_output(out, "--out", kind="dir", overwrite=True, replaceable="summary.json")
+        except BadPath as exc:
+            fail(str(exc))
+        except ValueError as exc:
+            fail(f"--time-tau: {exc}")
+        ds = _run_and_write(system, controls, out, "demo " + system.key())
         s = summary(ds)
         console.print(f"[green]done[/green] in {s['wall_time_s']:.0f} s: {out}/profiles.nc, profiles.png, "
                       f"summary.json, density_profile_*.dat")
@@ -109,9 +130,9 @@ def register(app: typer.Typer) -> None:
         import xarray as xr
 
         from mdsurrogate.dataset.authors_pickle import load_authors_pickle
-        from mdsurrogate.io import write_json_atomic, write_text_atomic
+        from mdsurrogate.io import BadPath, check_input, check_output, write_json_atomic, write_text_atomic
         from mdsurrogate.simulation.export import plot_profiles
-        from mdsurrogate.simulation.settings import RunControls
+        from mdsurrogate.simulation.settings import PRESETS, RunControls
         from mdsurrogate.simulation.validate import (
             VALIDATION_SYSTEMS,
             compare_to_reference,
@@ -119,12 +140,27 @@ def register(app: typer.Typer) -> None:
             reference_entry,
         )
 
+        preset_list = [p.strip() for p in presets.split(",") if p.strip()]
+        if not preset_list or any(p not in PRESETS for p in preset_list):
+            fail(f"--presets must be a comma-separated subset of {sorted(PRESETS)}, got {presets!r}")
+        for option, value in (("--production-time", production_time), ("--authors-time", authors_time)):
+            try:
+                RunControls(time_tau=value, mpi_ranks=ranks, seed=seed)
+            except ValueError as exc:
+                fail(f"{option} (or --ranks/--seed): {exc}")
         ref_path = reference or find_reference_file()
-        if ref_path is None or not Path(ref_path).exists():
-            raise typer.BadParameter("reference pickle not found; pass --reference")
-        profiles = load_authors_pickle(ref_path)
+        if ref_path is None:
+            fail("--reference: the authors' reference pickle was not found; pass --reference")
+        try:
+            check_input(ref_path, "--reference")
+            check_output(out, "--out", kind="dir", overwrite=True)
+            profiles = load_authors_pickle(ref_path)
+        except BadPath as exc:
+            fail(str(exc))
+        except Exception as exc:  # noqa: BLE001 - any unpickling problem: a corrupt or hostile file
+            fail(f"--reference: {ref_path} is not an authors' profile pickle ({type(exc).__name__}: {exc})")
         rows = []
-        for preset in [p.strip() for p in presets.split(",") if p.strip()]:
+        for preset in preset_list:
             for system in VALIDATION_SYSTEMS:
                 run_dir = out / preset / system.key()
                 nc = run_dir / "profiles.nc"
@@ -173,6 +209,9 @@ def register(app: typer.Typer) -> None:
         from mdsurrogate.simulation.settings import RunControls
 
         system = _system(h, c, d_plus, d_minus, sigma_s, allow_outside_design)
-        controls = RunControls(preset=preset)
+        try:
+            controls = RunControls(preset=preset)
+        except ValueError as exc:
+            fail(f"--preset: {exc}")
         res = {"forces": force_errors(system, controls), "nve": energy_drift(system, controls)}
         console.print_json(json.dumps(res))

@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from mdsurrogate.cli.common import fail
+
 
 def _fail(msg: str) -> None:
-    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
+    fail(msg)
+
+
+def _check_common(threads: int | None = None, members: int | None = None, error_scale: float | None = None,
+                  test_fraction: float | None = None, allow_zero_test: bool = True) -> None:
+    """The numeric options several commands share, checked before any work."""
+    if threads is not None and not 1 <= threads <= 256:
+        _fail(f"--threads must be an integer in [1, 256], got {threads}")
+    if members is not None and not 1 <= members <= 64:
+        _fail(f"--members must be an integer in [1, 64], got {members}")
+    if error_scale is not None and not (math.isfinite(error_scale) and error_scale > 0):
+        _fail(f"--error-scale must be a finite number > 0, got {error_scale}")
+    if test_fraction is not None and not ((allow_zero_test and test_fraction == 0) or 0 < test_fraction < 1):
+        _fail(f"--test-fraction must be {'0 (no test split) or ' if allow_zero_test else ''}a fraction in (0, 1), "
+              f"got {test_fraction}")
 
 
 def _metrics_table(title: str, rows: dict[str, dict]) -> None:
@@ -27,6 +44,118 @@ def _metrics_table(title: str, rows: dict[str, dict]) -> None:
     import sys
 
     Console(width=None if sys.stdout.isatty() else 160).print(table)
+
+
+#: Systems predicted and written per chunk by `predict` (about 8 MB per array): memory stays bounded.
+PREDICT_CHUNK = 1024
+#: `predict` writes the (one row per point) TSV by default only for batches up to this size.
+TSV_AUTO_MAX = 100
+
+
+def _read_systems(path: Path):
+    """The systems of a batch file: a NetCDF with the five input variables, or a CSV/TSV table with those columns."""
+    import pandas as pd
+    import xarray as xr
+
+    from mdsurrogate.simulation.system import INPUT_NAMES
+
+    try:
+        if path.suffix == ".nc":
+            with xr.open_dataset(path, engine="h5netcdf") as f:
+                return {k: f[k].values for k in INPUT_NAMES if k in f}
+        text = path.read_text()
+        sep = "\t" if "\t" in text.split("\n", 1)[0] else ","
+        table = pd.read_csv(path, sep=sep)
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise ValueError(f"--input: {path} is not a readable table or NetCDF ({type(exc).__name__}: {exc})") from None
+    if table.empty:
+        raise ValueError(f"--input: {path} has no systems (a header and no rows)")
+    return table
+
+
+def _write_predictions(sur, X, nc_path: Path, tsv_path: Path | None, extrapolated: bool):
+    """Predict in chunks and write NetCDF (and TSV) as they come; returns (max n+, the first <= 8 profiles)."""
+    import h5netcdf
+    import numpy as np
+
+    from mdsurrogate.io import atomic_path, guard_h5netcdf
+    from mdsurrogate.simulation.system import INPUT_LONG_NAMES, INPUT_NAMES, INPUT_UNITS, N_GRID
+
+    guard_h5netcdf()
+    n = len(X)
+    spread = len(sur.members) > 1
+    peak, first = 0.0, None
+    with contextlib.ExitStack() as stack:
+        nc_tmp = stack.enter_context(atomic_path(nc_path))
+        f = stack.enter_context(h5netcdf.File(nc_tmp, "w"))
+        f.dimensions = {"system": n, "point": N_GRID}
+        for name in INPUT_NAMES:
+            v = f.create_variable(name, ("system",), "f8")
+            v.attrs.update(units=INPUT_UNITS[name], long_name=INPUT_LONG_NAMES[name])
+        f.create_variable("z", ("system", "point"), "f8").attrs["units"] = "nm"
+        outs = ["n_plus", "n_minus"] + (["n_plus_std", "n_minus_std"] if spread else [])
+        for name in outs:
+            v = f.create_variable(name, ("system", "point"), "f8")
+            v.attrs.update(units="M", coordinates="z")
+        f.attrs.update(surrogate=sur.name, weights_sha256=sur.card.get("weights", {}).get("sha256", "unsaved"),
+                       n_members=len(sur.members), extrapolated=int(extrapolated))
+        tsv = None
+        if tsv_path is not None:
+            tsv = stack.enter_context(open(stack.enter_context(atomic_path(tsv_path)), "w"))
+            tsv.write("\t".join(["system", "point", *INPUT_NAMES, "z", *outs]) + "\n")
+        for i in range(0, n, PREDICT_CHUNK):
+            x = X[i:i + PREDICT_CHUNK]
+            mean, std = sur.predict_mean_std(x, std=spread)
+            if not np.all(np.isfinite(mean)) or (std is not None and not np.all(np.isfinite(std))):
+                raise ValueError(f"surrogate {sur.name!r} produced non-finite profiles; its weights are damaged")
+            z = sur.z_grid(x[:, 0])
+            cols = {"n_plus": mean[:, :N_GRID], "n_minus": mean[:, N_GRID:]}
+            if spread:
+                cols.update(n_plus_std=std[:, :N_GRID], n_minus_std=std[:, N_GRID:])
+            for k, name in enumerate(INPUT_NAMES):
+                f.variables[name][i:i + len(x)] = x[:, k]
+            f.variables["z"][i:i + len(x)] = z
+            for name, arr in cols.items():
+                f.variables[name][i:i + len(x)] = arr
+            peak = max(peak, float(cols["n_plus"].max()))
+            if first is None:
+                first = (x[:8], z[:8], {k: v[:8] for k, v in cols.items()})
+            if tsv is not None:
+                rows = len(x) * N_GRID
+                block = np.column_stack([np.repeat(np.arange(i, i + len(x)), N_GRID), np.tile(np.arange(N_GRID),
+                                         len(x)), *[np.repeat(x[:, k], N_GRID) for k in range(len(INPUT_NAMES))],
+                                         z.reshape(rows), *[cols[o].reshape(rows) for o in outs]])
+                np.savetxt(tsv, block, delimiter="\t", fmt=["%d", "%d"] + ["%.6g"] * (block.shape[1] - 2))
+    return peak, first
+
+
+def _plot_predictions(first, name: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mdsurrogate.io import atomic_path
+
+    x, z, cols = first
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for j in range(len(x)):
+        h, c, dp, dm, s = x[j]
+        label = f"h={h:g}, c={c:g}, d+={dp:g}, d-={dm:g}, s={s:g}"
+        for var, ls in (("n_plus", "-"), ("n_minus", "--")):
+            line, = ax.plot(z[j], cols[var][j], ls, lw=1.2,
+                            label=f"{'n+' if var == 'n_plus' else 'n-'} {label}" if j < 4 else None)
+            if f"{var}_std" in cols:
+                sd = cols[f"{var}_std"][j]
+                ax.fill_between(z[j], cols[var][j] - sd, cols[var][j] + sd, color=line.get_color(), alpha=0.25)
+    ax.set_xlabel("z (nm)")
+    ax.set_ylabel("density (M)")
+    ax.set_title(f"{name}: ensemble mean +- std", fontsize=9)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
 
 
 def register(app: typer.Typer) -> None:
@@ -55,6 +184,7 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(2, help="processes of the grid search"),
         threads: int = typer.Option(1, help="torch CPU threads"),
         name: str = typer.Option("surrogate", help="name stored in the card"),
+        overwrite: bool = typer.Option(False, help="replace a saved surrogate already in --out"),
     ) -> None:
         """Train a deep ensemble surrogate and save it (weights + card)."""
         import dataclasses
@@ -64,12 +194,28 @@ def register(app: typer.Typer) -> None:
 
         from mdsurrogate.dataset import load_dataset, split_indices, system_groups, to_arrays
         from mdsurrogate.evaluation.scoring import fit_and_score
+        from mdsurrogate.io import BadPath, check_input, check_output
         from mdsurrogate.surrogate.search import apply_params
         from mdsurrogate.surrogate.training import default_config, paper_config
 
-        torch.set_num_threads(threads)
+        _check_common(threads, members, error_scale, test_fraction)
         if recipe not in ("default", "paper"):
             _fail(f"--recipe must be 'default' or 'paper', got {recipe!r}")
+        if loss not in ("mse", "soft"):
+            _fail(f"--loss must be 'mse' (BaseNN) or 'soft' (ModNN), got {loss!r}")
+        if lr is not None and not (math.isfinite(lr) and 0 < lr <= 1):
+            _fail(f"--lr must be a learning rate in (0, 1], got {lr}")
+        for option, value, lo, hi in (("--epochs", epochs, 1, 10**6), ("--n1", n1, 1, 65536), ("--n2", n2, 1, 65536),
+                                      ("--batch-size", batch_size, 0, 10**6), ("--search-epochs", search_epochs, 1,
+                                                                               10**6), ("--workers", workers, 1, 64)):
+            if value is not None and not lo <= value <= hi:
+                _fail(f"{option} must be an integer in [{lo}, {hi}], got {value}")
+        try:
+            check_input(data, "DATA")
+            check_output(out, "--out", kind="dir", overwrite=overwrite, inputs=[data], replaceable="card.json")
+        except BadPath as exc:
+            _fail(str(exc))
+        torch.set_num_threads(threads)
         try:
             ds = load_dataset(data, error_scale=error_scale)
             config = default_config(loss=loss, seed=seed) if recipe == "default" else paper_config(loss=loss,
@@ -94,9 +240,9 @@ def register(app: typer.Typer) -> None:
                 config = apply_params(config, found[0].params)
                 typer.echo(f"grid search best: {found[0].params}")
             sur, report = fit_and_score(ds, config, n_members=members, n_test=test_fraction, seed=seed, name=name)
+            sur.save(out)  # refuses a diverged (non-finite) ensemble
         except (ValueError, OSError) as exc:
             _fail(str(exc))
-        sur.save(out)
         typer.echo(f"saved {members}-member surrogate to {out} (weights sha256 {sur.card['weights']['sha256'][:12]})")
         if report["metrics"]:
             rows = {"ensemble": report["metrics"]["test_ensemble"],
@@ -129,6 +275,7 @@ def register(app: typer.Typer) -> None:
                                                         "metrics in its card"),
         epochs: Optional[int] = typer.Option(None, help="max epochs (default: the default recipe's)"),
         threads: int = typer.Option(1, help="torch CPU threads"),
+        overwrite: bool = typer.Option(False, help="replace an earlier report in --out"),
     ) -> None:
         """Random-split study: BaseNN/ModNN ensembles and baselines on one split, scored on the test split and
         on the external reference; writes report.json, report.md and the trained ensembles."""
@@ -146,10 +293,21 @@ def register(app: typer.Typer) -> None:
             cfg = default_config(loss=loss, seed=seed_)
             return cfg if epochs is None else dataclasses.replace(cfg, max_epochs=epochs)
 
-        if not 0 < test_fraction < 1:
-            _fail(f"--test-fraction must be in (0, 1), got {test_fraction}")
-        if members < 1:
-            _fail(f"--members must be >= 1, got {members}")
+        from mdsurrogate.io import BadPath, check_input, check_output
+
+        _check_common(threads, members, None, test_fraction, allow_zero_test=False)
+        if epochs is not None and not 1 <= epochs <= 10**6:
+            _fail(f"--epochs must be an integer in [1, 1000000], got {epochs}")
+        inputs = [data, reference, reference_md, precise]
+        try:
+            for option, path in zip(("DATA", "--reference", "--reference-md", "--precise"), inputs):
+                if path is not None:
+                    check_input(path, option)
+            check_output(out, "--out", kind="dir", overwrite=overwrite, inputs=inputs, replaceable="report.json")
+            if ship is not None:
+                check_output(ship, "--ship", kind="dir", overwrite=True, inputs=inputs, replaceable="card.json")
+        except BadPath as exc:
+            _fail(str(exc))
         if reference_md is not None and reference is None:
             _fail("--reference-md needs --reference (the MD it is compared with)")
         torch.set_num_threads(threads)
@@ -204,77 +362,56 @@ def register(app: typer.Typer) -> None:
         model: Optional[Path] = typer.Option(None, help="saved surrogate directory (default: the shipped one)"),
         out: Path = typer.Option(Path("prediction"), "--out", "-o", help="output prefix: PREFIX.nc/.tsv/.png"),
         allow_extrapolation: bool = typer.Option(False, help="predict outside the training ranges (warns)"),
-        plot: bool = typer.Option(True, help="write PREFIX.png"),
+        plot: bool = typer.Option(True, help="write PREFIX.png (the first 8 systems)"),
+        tsv: Optional[bool] = typer.Option(None, "--tsv/--no-tsv", help="write PREFIX.tsv (one row per point; "
+                                                                        f"default: only for <= {TSV_AUTO_MAX} "
+                                                                        "systems)"),
     ) -> None:
-        """Predict density profiles with a saved surrogate; writes NetCDF, TSV and a PNG."""
+        """Predict density profiles with a saved surrogate; writes NetCDF, TSV and a PNG. Batches are predicted and
+        written in chunks of {chunk} systems, so memory stays bounded for any batch size."""
         import warnings
 
-        import numpy as np
-        import pandas as pd
-
-        from mdsurrogate.io import atomic_path, write_netcdf_atomic
+        from mdsurrogate.io import BadPath, check_input, check_output, prefix_path
         from mdsurrogate.surrogate.card import load_surrogate
+        from mdsurrogate.surrogate.ensemble import inputs_to_array
 
         single = dict(h=h, c=c, d_plus=d_plus, d_minus=d_minus, sigma_s=sigma_s)
+        if inputs is not None and any(v is not None for v in single.values()):
+            _fail("give either --input or the five --h/--c/--d-plus/--d-minus/--sigma-s options, not both")
+        if inputs is None:
+            missing = [k for k, v in single.items() if v is None]
+            if missing:
+                _fail(f"missing {', '.join('--' + m.replace('_', '-') for m in missing)} (or use --input)")
+        known = (".nc", ".tsv", ".png")
         try:
+            paths = {ext: prefix_path(out, ext, known) for ext in known}
             if inputs is not None:
-                if any(v is not None for v in single.values()):
-                    _fail("give either --input or the five --h/--c/--d-plus/--d-minus/--sigma-s options, not both")
-                if inputs.suffix == ".nc":
-                    import xarray as xr
-                    src = xr.load_dataset(inputs, engine="h5netcdf")
-                else:
-                    src = pd.read_csv(inputs, sep=None, engine="python")
-            else:
-                missing = [k for k, v in single.items() if v is None]
-                if missing:
-                    _fail(f"missing {', '.join('--' + m.replace('_', '-') for m in missing)} (or use --input)")
-                src = single
+                check_input(inputs, "--input")
+            for ext, path in paths.items():
+                check_output(path, "--out", inputs=[inputs, model])
+            src = _read_systems(inputs) if inputs is not None else single
+            X = inputs_to_array(src)
             sur = load_surrogate(model)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                pred = sur.predict(src, allow_extrapolation=allow_extrapolation)
+                extrapolated = sur.check_inputs(X, allow_extrapolation)
             for w in caught:
                 typer.secho(f"warning: {w.message}", fg=typer.colors.YELLOW, err=True)
+        except (BadPath, ValueError) as exc:
+            _fail(str(exc))
+        write_tsv = len(X) <= TSV_AUTO_MAX if tsv is None else tsv
+        try:
+            peak, first = _write_predictions(sur, X, paths[".nc"], paths[".tsv"] if write_tsv else None,
+                                             extrapolated)
         except ValueError as exc:
             _fail(str(exc))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        nc = write_netcdf_atomic(pred, out.with_suffix(".nc"))
-        frame = pred.to_dataframe().reset_index()
-        cols = ["system", "point", "h", "c", "d_plus", "d_minus", "sigma_s", "z", "n_plus", "n_minus"]
-        cols += [v for v in ("n_plus_std", "n_minus_std") if v in frame]
-        with atomic_path(out.with_suffix(".tsv")) as tmp:
-            frame[cols].to_csv(tmp, sep="\t", index=False, float_format="%.6g")
-        written = [str(nc), str(out.with_suffix(".tsv"))]
+        written = [str(paths[".nc"])] + ([str(paths[".tsv"])] if write_tsv else [])
         if plot:
-            import matplotlib
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
+            _plot_predictions(first, sur.name, paths[".png"])
+            written.append(str(paths[".png"]))
+        typer.echo(f"predicted {len(X)} profile(s) (max n+ {peak:.3f} M); wrote {', '.join(written)}")
 
-            fig, ax = plt.subplots(figsize=(6, 4))
-            for j in range(min(pred.sizes["system"], 8)):
-                p = pred.isel(system=j)
-                z = p["z"].values
-                label = f"h={float(p.h):g}, c={float(p.c):g}, d+={float(p.d_plus):g}, d-={float(p.d_minus):g}, " \
-                        f"s={float(p.sigma_s):g}"
-                for var, ls in (("n_plus", "-"), ("n_minus", "--")):
-                    line, = ax.plot(z, p[var].values, ls, lw=1.2,
-                                    label=f"{'n+' if var == 'n_plus' else 'n-'} {label}" if j < 4 else None)
-                    if f"{var}_std" in p:
-                        s = p[f"{var}_std"].values
-                        ax.fill_between(z, p[var].values - s, p[var].values + s, color=line.get_color(), alpha=0.25)
-            ax.set_xlabel("z (nm)")
-            ax.set_ylabel("density (M)")
-            ax.set_title(f"{sur.name}: ensemble mean +- std", fontsize=9)
-            ax.legend(fontsize=6)
-            fig.tight_layout()
-            with atomic_path(out.with_suffix(".png")) as tmp:
-                fig.savefig(tmp, dpi=120, format="png")
-            plt.close(fig)
-            written.append(str(out.with_suffix(".png")))
-        n = pred.sizes["system"]
-        peak = float(np.max(pred["n_plus"].values))
-        typer.echo(f"predicted {n} profile(s) (max n+ {peak:.3f} M); wrote {', '.join(written)}")
+    predict.__doc__ = predict.__doc__.format(chunk=PREDICT_CHUNK)
 
     @app.command("evaluate")
     def evaluate(
@@ -292,16 +429,23 @@ def register(app: typer.Typer) -> None:
 
         from mdsurrogate.dataset import load_dataset, to_arrays
         from mdsurrogate.evaluation.metrics import evaluate_predictions, success_rate_per_system
-        from mdsurrogate.io import write_json_atomic
+        from mdsurrogate.io import BadPath, check_input, check_output, write_json_atomic
         from mdsurrogate.provenance import provenance
         from mdsurrogate.surrogate.card import load_surrogate
 
+        _check_common(error_scale=error_scale)
+        if split not in ("all", "train", "test"):
+            _fail(f"--split must be 'all', 'train' or 'test', got {split!r}")
+        try:
+            check_input(data, "DATA")
+            if out is not None:
+                check_output(out, "--out", inputs=[data, model])
+        except BadPath as exc:
+            _fail(str(exc))
         try:
             sur = load_surrogate(model)
             ds = load_dataset(data, error_scale=error_scale)
             if split != "all":
-                if split not in ("train", "test"):
-                    _fail(f"--split must be 'all', 'train' or 'test', got {split!r}")
                 from mdsurrogate.simulation.system import parse_key, system_key
 
                 def norm(k: str) -> str:  # 'c_1.0' (authors' files) and 'c_1' (system_key) name the same system
@@ -334,5 +478,5 @@ def register(app: typer.Typer) -> None:
         if out is not None:
             write_json_atomic(out, {"metrics": metrics, "A_j": dict(zip(map(str, keys), a_j.tolist())),
                                     "data": str(data), "split": split, "model": sur.name,
-                                    "weights_sha256": sur.card["weights"]["sha256"],
+                                    "weights_sha256": sur.card.get("weights", {}).get("sha256"),
                                     "provenance": provenance("torch")})

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from mdsurrogate.simulation.system import DENSITY_VARS, ERROR_VARS, INPUT_NAMES
+from mdsurrogate.simulation.system import DENSITY_VARS, ERROR_VARS, INPUT_NAMES, INPUT_UNITS, PHYSICAL_LIMITS
 
 #: The authors' stored standard errors are about 2.1x too large (their notebook); pass error_scale=1/2.1
 #: to use honest error bars. The default keeps the stored values (what the papers trained and scored with).
 AUTHORS_ERROR_OVERESTIMATE = 2.1
+#: Ion densities above this are not a liquid (close-packed 0.2 nm spheres are ~200 M): a corrupt dataset.
+MAX_DENSITY_M = 1000.0
 
 
 def validate_dataset(ds: xr.Dataset) -> None:
@@ -40,6 +42,17 @@ def validate_dataset(ds: xr.Dataset) -> None:
     for name in ERROR_VARS:
         if np.any(ds[name].values < 0):
             raise ValueError(f"{name!r} (standard errors) must be >= 0")
+    for name in DENSITY_VARS:
+        v, err = ds[name].values, ds[f"{name}_err"].values
+        if np.any(v < -3 * err - 1e-9) or np.any(v > MAX_DENSITY_M):
+            raise ValueError(f"{name!r} (ion densities) must lie in [0, {MAX_DENSITY_M:g}] M (negative only within "
+                             f"3 standard errors), got values in [{v.min():g}, {v.max():g}]")
+    for name in INPUT_NAMES:
+        lo, hi = PHYSICAL_LIMITS[name]
+        v = ds[name].values
+        if np.any(v < lo) or np.any(v > hi):
+            raise ValueError(f"input {name!r} must lie in the physical limits [{lo:g}, {hi:g}] "
+                             f"{INPUT_UNITS[name]}, got values in [{v.min():g}, {v.max():g}]")
 
 
 @dataclass(frozen=True)

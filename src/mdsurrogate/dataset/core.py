@@ -28,7 +28,7 @@ from mdsurrogate.campaign.ledger import Ledger
 from mdsurrogate.campaign.reuse import META_KEY, reuse_paths, run_ids_in
 from mdsurrogate.dataset.arrays import validate_dataset
 from mdsurrogate.dataset.authors_pickle import dump_authors_pickle, load_authors_pickle
-from mdsurrogate.io import file_sha256, write_netcdf_atomic, write_text_atomic
+from mdsurrogate.io import file_sha256, safe_name, write_netcdf_atomic, write_text_atomic
 from mdsurrogate.provenance import provenance
 from mdsurrogate.simulation.derived import ELEMENTARY_CHARGE, MOLAR_TO_PER_M3, charge_density, integrated_charge
 from mdsurrogate.simulation.profiles import relative_error
@@ -149,7 +149,7 @@ def consolidate(directory: str | os.PathLike, out: str | os.PathLike | None = No
     """The dataset of a campaign directory: every run the ledger records as done (checked readable), less the
     runs already stored in the campaign's `reuse` datasets (other than `out` itself), so that consolidating a
     session's runs into a new part file never duplicates a run that an earlier part holds."""
-    with Ledger(ledger_path(directory)) as ledger:
+    with Ledger(ledger_path(directory), create=False) as ledger:
         rows = ledger.rows("done")
         name = ledger.get_meta("name") or Path(directory).name
         counts = ledger.counts()
@@ -311,6 +311,8 @@ def from_authors_pickle(path: str | os.PathLike, error_scale: float = 1.0):
     """Import the authors' profile pickle (safe loader) as a dataset; errors multiplied by error_scale.
 
     The upstream notebook says their stored errors are 2.1x too large; pass error_scale=1/2.1 to apply that."""
+    if not (np.isfinite(error_scale) and error_scale > 0):
+        raise ValueError(f"error_scale must be a finite number > 0, got {error_scale}")
     profiles = load_authors_pickle(path)
     records = []
     for key in sorted(profiles):
@@ -347,9 +349,12 @@ def export_tsv(ds, directory: str | os.PathLike) -> list[Path]:
     """nanoHUB-style tab-separated files, one folder per run: n_plus.tsv, n_minus.tsv (z nm, n M, err M),
     charge_density.tsv (z, rho C/m^3, err) and integrated_charge.tsv (z, S C/m^2). Returns the folders."""
     directory = Path(directory)
+    names = [safe_name(str(r), "run_id") for r in ds["run_id"].values]  # every name checked before any write
+    if len(set(names)) != len(names):
+        raise ValueError("run_id values repeat: each run needs its own folder")
     folders = []
     for i in range(ds.sizes["system"]):
-        folder = directory / str(ds["run_id"].values[i])
+        folder = directory / names[i]
         z = ds["z"].values[i]
         cols = {
             "n_plus": (ds["n_plus"].values[i], ds["n_plus_err"].values[i], "n_M"),

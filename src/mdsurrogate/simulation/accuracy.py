@@ -34,6 +34,13 @@ def _read_forces(path: Path) -> np.ndarray:
     return arr[np.argsort(arr[:, 0])][:, 1:4]
 
 
+def _equilibration_only(settings, equilibration_steps: int) -> dict:
+    """Overrides for an input deck used only up to the end of equilibration (10 % of the total): its (never run)
+    production part gets blocks short enough to pass the run-length check."""
+    every = settings.sample_every
+    return {"equilibration_fraction": 0.1, "block_steps": every * max(1, equilibration_steps // every)}
+
+
 def force_errors(system: ConfinedElectrolyte, controls: RunControls, equilibration_steps: int = 2000,
                  workdir: Path | None = None) -> dict[str, float]:
     """Relative RMS ion-force errors of `controls`' kspace settings and of the sheet wall model.
@@ -41,9 +48,9 @@ def force_errors(system: ConfinedElectrolyte, controls: RunControls, equilibrati
     Returns {'rms_force': F_rms (kT/sigma), 'kspace_error': |F_run - F_ref|_rms / F_rms,
     'sheet_vs_mesh': |F_sheet - F_mesh|_rms / F_rms (both at the tight reference accuracy)}."""
     s = controls.settings()
-    mesh_controls = dataclasses.replace(controls, steps=equilibration_steps * 10,
+    mesh_controls = dataclasses.replace(controls, steps=equilibration_steps * 10, n_blocks=4,
                                         overrides={**controls.overrides, "wall_model": "mesh",
-                                                   "equilibration_fraction": 0.1})
+                                                   **_equilibration_only(s, equilibration_steps)})
     wd = Path(workdir or tempfile.mkdtemp(prefix="mdsurrogate-forces-"))
     wd.mkdir(parents=True, exist_ok=True)
     script = lammps_input(system, mesh_controls, wd, production=False)
@@ -90,8 +97,8 @@ def energy_drift(system: ConfinedElectrolyte, controls: RunControls, nve_steps: 
     integrate NVE for `nve_steps` at the preset's timestep. Returns the linear drift of the total energy per ion
     in kT per tau ('drift') and the RMS fluctuation per ion in kT ('fluctuation')."""
     s = controls.settings()
-    c = dataclasses.replace(controls, steps=equilibration_steps * 10,
-                            overrides={**controls.overrides, "equilibration_fraction": 0.1})
+    c = dataclasses.replace(controls, steps=equilibration_steps * 10, n_blocks=4,
+                            overrides={**controls.overrides, **_equilibration_only(s, equilibration_steps)})
     wd = Path(workdir or tempfile.mkdtemp(prefix="mdsurrogate-nve-"))
     wd.mkdir(parents=True, exist_ok=True)
     script = lammps_input(system, c, wd, production=False)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -87,10 +88,13 @@ class RunControls:
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
-        for name, lo in (("time_tau", 0.0), ("steps", 0), ("timeout_s", 0.0), ("target_rel_error", 0.0)):
+        for name, lo, hi in (("time_tau", 0.0, 1e8), ("steps", 0, 10**10), ("timeout_s", 0.0, 1e7),
+                             ("target_rel_error", 0.0, 1.0)):
             v = getattr(self, name)
-            if v is not None and not v > lo:
-                raise ValueError(f"{name} must be > {lo}, got {v}")
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
+                                  or (name == "steps" and not isinstance(v, int)) or not lo < v <= hi):
+                raise ValueError(f"{name} must be {'an integer' if name == 'steps' else 'a number'} in "
+                                 f"({lo:g}, {hi:g}], got {v!r}")
         if not (1 <= self.mpi_ranks <= 1024):
             raise ValueError(f"mpi_ranks must be in [1, 1024], got {self.mpi_ranks}")
         if not (1 <= self.omp_threads <= 256):
@@ -106,17 +110,29 @@ class RunControls:
             self.settings()
         except ValueError as exc:
             raise ValueError(f"overrides.{exc}") from None
+        self.schedule()
 
     def settings(self) -> EngineSettings:
         return dataclasses.replace(PRESETS[self.preset], **self.overrides)
 
     def schedule(self) -> tuple[int, int]:
-        """(equilibration steps, production steps); production is a whole number of blocks, at least 2 x n_blocks
-        (so that n_blocks block means each average >= 2 stored blocks)."""
+        """(equilibration steps, production steps). Production is a whole number of stored blocks (the rest is
+        dropped), at least n_blocks of them; a request short of that by less than half a block is rounded up to
+        n_blocks blocks, a shorter one is refused (ValueError naming steps or time_tau and the minimum)."""
         s = self.settings()
         total = self.steps if self.steps is not None else int(round((self.time_tau or s.time_tau) / s.dt))
         eq = int(round(s.equilibration_fraction * total))
-        n_store = max(self.n_blocks, (total - eq) // s.block_steps)
+        n_store = (total - eq) // s.block_steps
+        if n_store < self.n_blocks:
+            if (total - eq) / s.block_steps < self.n_blocks - 0.5:
+                minimum = math.ceil((self.n_blocks - 0.5) * s.block_steps / (1.0 - s.equilibration_fraction))
+                what = (f"steps = {total}" if self.steps is not None
+                        else f"time_tau = {total * s.dt:g} ({total} steps of dt = {s.dt:g})")
+                raise ValueError(f"{what} is too short: {self.n_blocks} blocks of {s.block_steps} production steps "
+                                 f"after {s.equilibration_fraction:.0%} equilibration need at least {minimum} steps "
+                                 f"({minimum * s.dt:g} tau); lower n_blocks or overrides.block_steps for a shorter "
+                                 "run")
+            n_store = self.n_blocks
         return eq, n_store * s.block_steps
 
 

@@ -96,9 +96,16 @@ class ConfinedElectrolyte:
     def __post_init__(self) -> None:
         for name in INPUT_NAMES:
             value = getattr(self, name)
-            if not isinstance(value, (int, float, np.floating, np.integer)) or not math.isfinite(value):
-                raise InvalidInput(f"{name} ({INPUT_LONG_NAMES[name]}) must be a finite number, got {value!r}")
-            object.__setattr__(self, name, float(value))
+            try:
+                number = float(value) if isinstance(value, (int, float, np.floating, np.integer)) \
+                    and not isinstance(value, (bool, np.bool_)) else math.nan
+            except OverflowError:
+                number = math.inf
+            if not math.isfinite(number):
+                raise InvalidInput(f"{name} ({INPUT_LONG_NAMES[name]}) must be a finite number, got "
+                                   f"{str(value)[:40]!r}")
+            value = number
+            object.__setattr__(self, name, value)
             lo, hi = DESIGN_RANGES[name]
             plo, phi = PHYSICAL_LIMITS[name]
             unit = INPUT_UNITS[name]

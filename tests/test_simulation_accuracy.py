@@ -11,7 +11,7 @@ from mdsurrogate.simulation.system import AVOGADRO_PER_NM3_PER_MOLAR, ConfinedEl
 def test_sheet_walls_and_production_pppm_reproduce_mesh_forces():
     system = ConfinedElectrolyte(h=4.4, c=1.0, d_plus=0.415, d_minus=0.415, sigma_s=-0.02)
     res = force_errors(system, RunControls(), equilibration_steps=300)
-    # measured: kspace 1-3e-4, sheet vs mesh 2-4e-4 of the RMS force (SPEC 7 asks for < ~0.5 %)
+    # measured: kspace 1-3e-4, sheet vs mesh 2-4e-4 of the RMS force (the goal is < ~0.5 %)
     assert res["kspace_error"] < 2e-3
     assert res["sheet_vs_mesh"] < 2e-3
     assert res["rms_force"] > 1.0  # a real, interacting configuration

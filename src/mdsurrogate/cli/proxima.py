@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-proxima_app = typer.Typer(help="PROXIMA and PROXIMA+BLEND on-the-fly surrogate control (tynes2024, SPEC 6).",
+proxima_app = typer.Typer(help="PROXIMA and PROXIMA+BLEND on-the-fly surrogate control (tynes2024).",
                           no_args_is_help=True)
 
 POTENTIALS = ("sw", "tersoff")

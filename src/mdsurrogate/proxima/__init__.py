@@ -1,4 +1,4 @@
-"""PROXIMA and PROXIMA+BLEND on-the-fly surrogate control (SPEC 6, tynes2024).
+"""PROXIMA and PROXIMA+BLEND on-the-fly surrogate control (tynes2024).
 
 `from mdsurrogate.proxima import ProximaCalculator, ProximaSettings, EnsembleSurrogate` works; the names are
 imported on first use (module `__getattr__`), so `import mdsurrogate.proxima` alone loads neither torch nor ASE.

@@ -1,4 +1,4 @@
-"""PROXIMA and PROXIMA+BLEND as an ASE calculator (paper section 2, Algorithm 1; SPEC 6).
+"""PROXIMA and PROXIMA+BLEND as an ASE calculator (paper section 2, Algorithm 1).
 
 Per call:
 1. the ensemble predicts; UQ = max over atoms of the mean over members of |F_m - F_mean|;

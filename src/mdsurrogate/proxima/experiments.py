@@ -1,4 +1,4 @@
-"""The paper's three experiments (tynes2024, section 3; SPEC 6) with the LAMMPS Si targets.
+"""The paper's three experiments (tynes2024, section 3) with the LAMMPS Si targets.
 
 For every seed a target-only run is made first; the ensemble is then trained once on target frames sampled from
 those runs (the paper: 1024 target points, then no further training) and the same initial velocities are run
@@ -44,7 +44,7 @@ class ExperimentSettings:
     steps: int = 1024  # paper: 2048 (NPT), 40000 (hops)
     potential: str = "sw"
     target_err: float = 0.9  # paper 3.1
-    min_target_fraction: float = 0.1  # SPEC 6
+    min_target_fraction: float = 0.1  # the paper's forced target fraction
     n_blend: int = 10  # paper
     n_pretrain: int = 256  # paper: 1024
     epochs: int = 32  # paper
@@ -305,7 +305,7 @@ def time_target(calc, n_calls: int = 3, seed: int = 0) -> float:
 
 
 def modelled_speedup(steps: int, target_calls: int, t_target: float, t_surrogate: float) -> float:
-    """Target-only time over PROXIMA time, with the ensemble evaluated every step (SPEC 6)."""
+    """Target-only time over PROXIMA time, with the ensemble evaluated every step."""
     return steps * t_target / (target_calls * t_target + steps * t_surrogate)
 
 

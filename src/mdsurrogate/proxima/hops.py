@@ -1,4 +1,4 @@
-"""Vacancy hop detection by Wigner-Seitz site occupancy (paper 3.3, Table 1; SPEC 6 note).
+"""Vacancy hop detection by Wigner-Seitz site occupancy (paper 3.3, Table 1).
 
 Each atom is assigned to its nearest perfect-lattice site (minimum image) after removing the centre-of-mass
 drift; a frame is a valid state when exactly one site is empty and every other site holds one atom. A hop is a

@@ -186,7 +186,8 @@ class Prediction:
 
     @property
     def uq(self) -> float:
-        """SPEC 6 UQ: max over atoms of the mean over members of |F_m - F_mean|."""
+        """UQ as in the reference code (cascade/proxima): max over atoms of the mean over members of
+        |F_m - F_mean|."""
         mean = self.forces.mean(axis=0)
         return float(np.linalg.norm(self.forces - mean[None], axis=-1).mean(axis=0).max())
 
@@ -230,7 +231,7 @@ class EnsembleSurrogate:
                           stress=_voigt(s[:, 0].detach().double().numpy()))
 
     def fit(self, frames: list[Atoms], rng: np.random.Generator, progress=None) -> list[dict]:
-        """Train every member on its own random (1 - valid_fraction) split (paper 2.3; SPEC 6).
+        """Train every member on its own random (1 - valid_fraction) split (paper 2.3).
 
         `frames` carry target energy/forces/stress (e.g. read from the ASE db). Returns per-member logs.
         """

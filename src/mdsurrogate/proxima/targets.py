@@ -1,4 +1,4 @@
-"""Target calculators F for PROXIMA (SPEC 6): LAMMPS SW/Tersoff silicon, tblite GFN1-xTB, CP2K LDA.
+"""Target calculators F for PROXIMA: LAMMPS SW/Tersoff silicon, tblite GFN1-xTB, CP2K LDA.
 
 The LAMMPS potentials are the standard published parameter sets (Stillinger & Weber 1985, Tersoff 1988),
 shipped as package data in `potentials/`. tblite and CP2K are optional: `available_targets()` says which
@@ -17,7 +17,7 @@ from ase.build import bulk
 
 from mdsurrogate.simulation.runtime import import_lammps
 
-SI_LATTICE = 5.43  # Angstrom, the paper's cell (SPEC 6)
+SI_LATTICE = 5.43  # Angstrom, the paper's cell
 SI_MASS_AMU = 28.0855
 _AMU_G = 1.66053906660e-24  # g per amu
 
@@ -28,7 +28,7 @@ def potential_path(name: str) -> Path:
 
 
 def si_vacancy_cell(a: float = SI_LATTICE, reps: int = 2, vacancy_index: int = 0) -> Atoms:
-    """63-atom Si vacancy cell of the paper: 2x2x2 conventional diamond minus one atom (SPEC 6)."""
+    """63-atom Si vacancy cell of the paper: 2x2x2 conventional diamond minus one atom."""
     atoms = bulk("Si", "diamond", a=a, cubic=True).repeat((reps, reps, reps))
     del atoms[vacancy_index]
     return atoms

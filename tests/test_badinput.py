@@ -161,7 +161,7 @@ def test_corrupt_and_empty_inputs_give_one_line(tmp_path, toy_nc):
     trunc.write_bytes(toy_nc.read_bytes()[:5000])
     garbage = tmp_path / "garbage.pk"
     garbage.write_bytes(b"\x80\x04\x95" + os.urandom(200))
-    for args, name in ((["predict", "--input", header], "no systems"),
+    for args, name in ((["predict", "--input", header], "a header and no rows"),
                        (["predict", "--input", trunc], "trunc.nc"),
                        (["predict", "--input", tmp_path / "missing.csv"], "does not exist"),
                        (["train", trunc, "--out", tmp_path / "m"], ""),

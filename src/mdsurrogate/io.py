@@ -82,7 +82,7 @@ def check_output(path: str | os.PathLike, option: str, kind: str = "file", overw
         if inp is None:
             continue
         src = Path(inp).resolve()
-        if src == target or (kind == "dir" and target in src.parents):
+        if src == target or (kind == "dir" and target in src.parents) or (src.is_dir() and src in target.parents):
             raise BadPath(f"{option}: {p} would overwrite the command's own input {inp}")
     if p.is_symlink() or p.exists():
         try:

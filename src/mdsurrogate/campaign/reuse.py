@@ -28,6 +28,9 @@ def reuse_paths(patterns: tuple[str, ...] | list[str], base: str | os.PathLike |
     out: dict[str, Path] = {}
     for pat in patterns:
         full = pat if os.path.isabs(pat) else str(base / pat)
+        if not glob.has_magic(full) and not os.path.isfile(full):
+            raise SpecError("campaign.reuse", f"{pat} not found (relative paths are taken from the working "
+                                              f"directory {base}); run from the folder the spec expects")
         for m in sorted(glob.glob(full)):
             p = Path(m).resolve()
             if p.is_file():

@@ -14,7 +14,9 @@ from mdsurrogate.cli.common import fail
 console = Console()
 
 
-_CONTROL_OPTIONS = ("time_tau", "steps", "timeout_s", "target_rel_error", "preset", "mpi_ranks", "seed")
+_CONTROL_OPTIONS = {"time_tau": "--time-tau", "steps": "--steps", "timeout_s": "--timeout",
+                    "target_rel_error": "--target-error", "preset": "--preset", "mpi_ranks": "--ranks",
+                    "seed": "--seed"}
 
 
 def _system(h, c, d_plus, d_minus, sigma_s, allow_outside_design):
@@ -24,7 +26,7 @@ def _system(h, c, d_plus, d_minus, sigma_s, allow_outside_design):
         return ConfinedElectrolyte(h=h, c=c, d_plus=d_plus, d_minus=d_minus, sigma_s=sigma_s,
                                    allow_outside_design=allow_outside_design)
     except InvalidInput as exc:
-        raise typer.BadParameter(str(exc)) from None
+        fail(f"--{str(exc).split()[0].replace('_', '-')}: {exc}")
 
 
 def _run_and_write(system, controls, out_dir: Path, label: str, plot: bool = True):
@@ -77,7 +79,7 @@ def register(app: typer.Typer) -> None:
             controls = RunControls(preset=preset, time_tau=time_tau, steps=steps, seed=seed, mpi_ranks=ranks,
                                    target_rel_error=target_error, timeout_s=timeout)
         except ValueError as exc:
-            fail(f"--{str(exc).split()[0].replace('_', '-')}: {exc}" if str(exc).split()[0] in _CONTROL_OPTIONS
+            fail(f"{_CONTROL_OPTIONS[str(exc).split()[0]]}: {exc}" if str(exc).split()[0] in _CONTROL_OPTIONS
                  else str(exc))
         try:
             check_output(out, "--out", kind="dir", overwrite=overwrite, replaceable="summary.json")
@@ -143,9 +145,10 @@ def register(app: typer.Typer) -> None:
         preset_list = [p.strip() for p in presets.split(",") if p.strip()]
         if not preset_list or any(p not in PRESETS for p in preset_list):
             fail(f"--presets must be a comma-separated subset of {sorted(PRESETS)}, got {presets!r}")
-        for option, value in (("--production-time", production_time), ("--authors-time", authors_time)):
+        for option, preset_, value in (("--production-time", "production", production_time),
+                                       ("--authors-time", "authors", authors_time)):
             try:
-                RunControls(time_tau=value, mpi_ranks=ranks, seed=seed)
+                RunControls(preset=preset_, time_tau=value, mpi_ranks=ranks, seed=seed)
             except ValueError as exc:
                 fail(f"{option} (or --ranks/--seed): {exc}")
         ref_path = reference or find_reference_file()

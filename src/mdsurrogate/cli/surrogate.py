@@ -63,10 +63,11 @@ def _read_systems(path: Path):
         if path.suffix == ".nc":
             with xr.open_dataset(path, engine="h5netcdf") as f:
                 return {k: f[k].values for k in INPUT_NAMES if k in f}
-        text = path.read_text()
-        sep = "\t" if "\t" in text.split("\n", 1)[0] else ","
-        table = pd.read_csv(path, sep=sep)
-    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+        if len(lines) < 2:
+            raise ValueError("a header and no rows")
+        table = pd.read_csv(path, sep=None, engine="python")  # comma, tab, semicolon or spaces (sniffed)
+    except (OSError, ValueError, TypeError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise ValueError(f"--input: {path} is not a readable table or NetCDF ({type(exc).__name__}: {exc})") from None
     if table.empty:
         raise ValueError(f"--input: {path} has no systems (a header and no rows)")
@@ -306,6 +307,9 @@ def register(app: typer.Typer) -> None:
             check_output(out, "--out", kind="dir", overwrite=overwrite, inputs=inputs, replaceable="report.json")
             if ship is not None:
                 check_output(ship, "--ship", kind="dir", overwrite=True, inputs=inputs, replaceable="card.json")
+                o, s_ = out.resolve(), ship.resolve()
+                if o == s_ or o in s_.parents or s_ in o.parents:
+                    raise BadPath(f"--ship: {ship} and --out {out} must be separate folders")
         except BadPath as exc:
             _fail(str(exc))
         if reference_md is not None and reference is None:
@@ -391,6 +395,8 @@ def register(app: typer.Typer) -> None:
                 check_output(path, "--out", inputs=[inputs, model])
             src = _read_systems(inputs) if inputs is not None else single
             X = inputs_to_array(src)
+            if len(X) == 0:
+                raise ValueError(f"--input: {inputs} has no systems")
             sur = load_surrogate(model)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")

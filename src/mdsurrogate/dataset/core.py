@@ -15,6 +15,7 @@ Notebook one-liners: `ds = load_dataset(path)`, `select(ds, c=1.0)`, `train, tes
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 from pathlib import Path
@@ -127,8 +128,6 @@ def from_runs(runs: Iterable, run_ids: Iterable[str] | None = None, attrs=None) 
 def load_parts(*paths: str | os.PathLike) -> xr.Dataset:
     """One dataset from several dataset files (glob patterns allowed), concatenated along `system` in the order
     given; a run_id that appears twice is an error. Used for a campaign committed in parts (data/README.md)."""
-    import glob  # noqa: PLC0415
-
     files: list[str] = []
     for p in paths:
         matched = sorted(glob.glob(str(p))) or [str(p)]
@@ -158,6 +157,11 @@ def consolidate(directory: str | os.PathLike, out: str | os.PathLike | None = No
         own = Path(out).resolve() if out is not None else None
         stored = run_ids_in([p for p in reuse_paths(patterns) if p != own])
         rows = [r for r in rows if r.run_id not in stored]
+        if own is not None and own.is_file():
+            lost = run_ids_in([own]) - {r.run_id for r in rows}
+            if lost:
+                raise RuntimeError(f"{out} holds {len(lost)} runs this campaign directory does not (e.g. "
+                                   f"{sorted(lost)[0]}): write a new part instead of replacing it")
         if not rows:
             raise RuntimeError("every finished run of this campaign is already in its reused datasets: "
                                "nothing new to consolidate")
@@ -251,13 +255,19 @@ def load_dataset(path: str | os.PathLike, error_scale: float = 1.0) -> xr.Datase
     path = Path(path)
     if not error_scale > 0 or not np.isfinite(error_scale):
         raise ValueError(f"error_scale must be a finite number > 0, got {error_scale}")
+    try:
+        if path.suffix in (".pk", ".pkl", ".pickle"):
+            ds = from_authors_pickle(path, error_scale=error_scale)
+        else:
+            ds = xr.load_dataset(path, engine="h5netcdf")
+    except Exception as exc:  # noqa: BLE001 - corrupt, truncated or hostile files: one message naming the file
+        kind = "an authors' profile pickle" if path.suffix in (".pk", ".pkl", ".pickle") else "a NetCDF dataset"
+        raise ValueError(f"{path}: not a readable {kind} ({type(exc).__name__}: {exc})") from None
     if path.suffix in (".pk", ".pkl", ".pickle"):
-        ds = from_authors_pickle(path, error_scale=error_scale)
         ds = ds.assign_coords(key=("system", ds["run_id"].values))
         ds.attrs.update(source=path.name, source_sha256=file_sha256(path), error_scale=float(error_scale),
                         format="authors_pickle")
     else:
-        ds = xr.load_dataset(path, engine="h5netcdf")
         if error_scale != 1.0:
             for name in ERROR_VARS:
                 ds[name] = ds[name] * error_scale

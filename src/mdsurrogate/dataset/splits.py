@@ -29,6 +29,9 @@ def split_indices(groups: np.ndarray, n_test: int | float, n_train: int | None =
         if not 0 < n_test < 1:
             raise ValueError(f"n_test as a fraction must be in (0, 1), got {n_test}")
         n_test = int(round(n_test * n))
+        if n_test == 0 or n_test >= n:
+            raise ValueError(f"n_test = {n_test} systems for that fraction of {n}: the fraction must leave at least "
+                             "one test and one training system")
     if isinstance(n_test, bool) or not isinstance(n_test, (int, np.integer)) or n_test < 0:
         raise ValueError(f"n_test must be a non-negative integer or a fraction in (0, 1), got {n_test!r}")
     if n_train is not None and (isinstance(n_train, bool) or not isinstance(n_train, (int, np.integer))

@@ -205,7 +205,7 @@ def load_surrogate(directory: str | Path | None = None, device: str = "cpu") -> 
     try:
         validate_card(card)
         config = NetworkConfig.from_dict(card["architecture"])
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise SurrogateLoadError(f"{card_path}: invalid card: {exc}") from None
     weights, n_members = card["weights"], card["n_members"]
     wpath = directory / weights.get("file", WEIGHTS_FILE)

@@ -49,8 +49,15 @@ def inputs_to_array(inputs: Any) -> np.ndarray:
         if missing:
             raise ValueError(f"inputs lack {missing}; the surrogate needs {list(INPUT_NAMES)} "
                              f"({', '.join(f'{k} in {INPUT_UNITS[k]}' for k in INPUT_NAMES)})")
-        cols = [np.atleast_1d(np.asarray(inputs[k].values if hasattr(inputs[k], "values") else inputs[k],
-                                         dtype=float)).ravel() for k in INPUT_NAMES]
+        raw = [np.asarray(inputs[k].values if hasattr(inputs[k], "values") else inputs[k]) for k in INPUT_NAMES]
+        flat = [name for name, r in zip(INPUT_NAMES, raw) if r.ndim > 1]
+        if flat:
+            raise ValueError(f"input {flat[0]} must be a number or a 1-D list of systems, got shape "
+                             f"{raw[INPUT_NAMES.index(flat[0])].shape}")
+        try:
+            cols = [np.atleast_1d(r.astype(float)) for r in raw]
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"inputs must be numbers ({exc})") from None
         sizes = {c.size for c in cols}
         if len(sizes) != 1:
             raise ValueError(f"inputs have different lengths {dict(zip(INPUT_NAMES, (c.size for c in cols)))}")

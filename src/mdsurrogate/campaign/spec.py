@@ -66,6 +66,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
+from scipy.stats import qmc
 
 from mdsurrogate.campaign.parsl_configs import BUILTIN_CONFIGS
 from mdsurrogate.simulation.settings import RunControls
@@ -168,7 +170,6 @@ def load_spec(path: str | Path) -> CampaignSpec:
     except OSError as exc:
         raise SpecError("<file>", f"{path} cannot be read: {exc.strerror or exc}") from None
     if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml  # noqa: PLC0415
 
         try:
             raw = yaml.safe_load(text)
@@ -322,7 +323,6 @@ def _grid_values(block: dict, where: str) -> dict[str, tuple[float, ...]]:
 
 
 def _space_filling(block: dict, where: str, kind: str) -> list[dict[str, float]]:
-    from scipy.stats import qmc  # noqa: PLC0415
 
     n = _positive_int(block.get("n"), f"{where}.n")
     _check_count(n, f"{where}.n")

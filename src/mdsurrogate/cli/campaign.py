@@ -59,12 +59,12 @@ def validate(spec: Path = typer.Argument(..., help="campaign spec (.toml or .yam
 def run(
     spec: Path = typer.Argument(..., help="campaign spec (.toml or .yaml)"),
     directory: Optional[Path] = typer.Option(None, "--dir", help="campaign directory (default: from the spec)"),
-    workers: Optional[int] = typer.Option(None, "--workers", "-n", min=1, help="concurrent runs"),
-    cores: Optional[int] = typer.Option(None, "--cores", "-m", min=1, help="MPI ranks per run"),
+    workers: Optional[int] = typer.Option(None, "--workers", "-n", help="concurrent runs"),
+    cores: Optional[int] = typer.Option(None, "--cores", "-m", help="MPI ranks per run"),
     backend: Optional[str] = typer.Option(None, help="local | parsl"),
     parsl_config: Optional[str] = typer.Option(None, help="local | threads | path to a python file with `config`"),
-    max_attempts: Optional[int] = typer.Option(None, min=1, help="tries per run before it counts as failed"),
-    limit: Optional[int] = typer.Option(None, min=1, help="start at most this many runs now (run in pieces)"),
+    max_attempts: Optional[int] = typer.Option(None, help="tries per run before it counts as failed"),
+    limit: Optional[int] = typer.Option(None, help="start at most this many runs now (run in pieces)"),
     retry_failed: bool = typer.Option(False, help="give runs that used up their attempts a fresh set"),
     drop_removed: bool = typer.Option(False, help="delete pending or failed runs that are no longer in the spec "
                                                   "from the ledger (by default they are ignored)"),
@@ -78,6 +78,10 @@ def run(
     from mdsurrogate.campaign.worker import DEFAULT_RUN_FN, check_run_fn  # noqa: PLC0415
     from mdsurrogate.cli.progress import CampaignProgress  # noqa: PLC0415
 
+    for option, value, hi in (("--workers", workers, 1024), ("--cores", cores, 1024),
+                              ("--max-attempts", max_attempts, 100), ("--limit", limit, 10**7)):
+        if value is not None and not 1 <= value <= hi:
+            fail(f"{option} must be an integer in [1, {hi}], got {value}")
     s = _load(spec)
     if backend is not None and backend not in ("local", "parsl"):
         fail(f"--backend must be 'local' or 'parsl', got {backend!r}")

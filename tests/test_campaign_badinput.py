@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from mdsurrogate.campaign.backends import marked_processes
 from mdsurrogate.campaign.execute import CampaignObserver, campaign_status, run_campaign
 from mdsurrogate.campaign.layout import result_path
 from mdsurrogate.campaign.ledger import Ledger, LedgerUnreadable
 from mdsurrogate.campaign.spec import MAX_SYSTEMS, Run, SpecError, load_spec, parse_spec
-from mdsurrogate.campaign.worker import MARKER_ENV
 from mdsurrogate.cli import app
 from mdsurrogate.simulation.system import DESIGN_RANGES, INPUT_NAMES, ConfinedElectrolyte
 
@@ -354,21 +354,8 @@ def test_a_spec_path_that_is_a_fifo_or_folder_neither_blocks_nor_tracebacks(tmp_
 
 # ------------------------------------------------------------------------------- 7. signals
 
-def _campaign_procs(marker: str) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                env = (entry / "environ").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if f"{MARKER_ENV}={marker}".encode() in env:
-                out.append(int(entry.name))
-    return out
-
-
 def _kill_leftovers(marker: str) -> None:
-    for pid in _campaign_procs(marker):  # only processes this test's campaign started (its marker)
+    for pid in marked_processes(marker):  # only processes this test's campaign started (its marker)
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError:
@@ -406,7 +393,7 @@ def test_sighup_stops_the_campaign_like_sigterm(tmp_path):
             c = led.counts()
             assert c["running"] == 0 and c["failed"] == 0 and c["pending"] + c["done"] == 4, c
             assert any(e["detail"] == "interrupted: supervisor died" for e in led.events())
-        assert _campaign_procs(marker) == []
+        assert marked_processes(marker) == []
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -446,7 +433,7 @@ def test_a_second_ctrl_c_during_the_cleanup_leaves_no_run_running(tmp_path, monk
         assert handlers == {sig: signal.getsignal(sig) for sig in handlers}  # restored
         with Ledger(camp / "ledger.sqlite") as led:
             assert led.counts() == {"pending": 4, "running": 0, "done": 0, "failed": 0}
-        assert _campaign_procs(marker) == []
+        assert marked_processes(marker) == []
     finally:
         _kill_leftovers(marker)
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mdsurrogate.campaign.backends import marked_processes
 from mdsurrogate.campaign.layout import result_path, result_readable
 from mdsurrogate.campaign.ledger import Ledger
 from mdsurrogate.campaign.spec import load_spec
-from mdsurrogate.campaign.worker import MARKER_ENV
 
 HERE = Path(__file__).resolve().parent
 INNER = {"synthetic": "mdsurrogate.campaign.synthetic:simulate", "engine": "mdsurrogate.simulation.engine:simulate"}
@@ -40,19 +40,6 @@ def recording_run(system, controls, out, workdir):
         fh.flush()
         os.fsync(fh.fileno())
     return resolve(INNER[os.environ["CRASH_TEST_INNER"]])(system, controls, out=out, workdir=workdir)
-
-
-def _campaign_procs(marker: str) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                env = (entry / "environ").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if f"{MARKER_ENV}={marker}".encode() in env:
-                out.append(int(entry.name))
-    return out
 
 
 def _supervisor(spec_file: Path, env: dict) -> subprocess.Popen:
@@ -91,9 +78,9 @@ def crash_and_resume(tmp_path: Path, inner: str, design: str, controls: str, kil
         killed_mid_run += running > 0
         # the workers notice their supervisor died and take their process groups (mpiexec, lmp) with them
         deadline = time.monotonic() + 10
-        while _campaign_procs(marker) and time.monotonic() < deadline:
+        while marked_processes(marker) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert _campaign_procs(marker) == [], "orphan workers survived the supervisor"
+        assert marked_processes(marker) == [], "orphan workers survived the supervisor"
     assert killed_mid_run >= 1, "no kill landed while runs were in flight; the test proved nothing"
 
     proc = _supervisor(spec_file, env)
@@ -165,4 +152,4 @@ def test_sigterm_stops_cleanly_and_resumes(tmp_path):
         c = led.counts()
         assert c["running"] == 0 and c["pending"] == 4 and c["failed"] == 0
         assert all(r.attempts == 0 for r in led.rows())  # an interruption is not a failed attempt
-    assert _campaign_procs(str((camp / "ledger.sqlite").resolve())) == []
+    assert marked_processes(str((camp / "ledger.sqlite").resolve())) == []

@@ -36,6 +36,11 @@ def _proc_has_marker(pid: int, marker: str) -> bool:
     return f"{MARKER_ENV}={marker}".encode() in env.split(b"\0")
 
 
+def marked_processes(marker: str) -> list[int]:
+    """Every live process that carries this campaign's marker in its environment (workers, mpiexec, ranks)."""
+    return [int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit() and _proc_has_marker(int(e.name), marker)]
+
+
 def kill_worker_group(pid: int, marker: str, timeout_s: float = 10.0) -> int:
     """SIGKILL every process of worker `pid`'s process group that carries this campaign's marker.
 

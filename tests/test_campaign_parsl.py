@@ -16,6 +16,7 @@ import numpy as np
 import parsl  # noqa: F401  (a required dependency: a broken install must fail here, not skip)
 import pytest
 
+from mdsurrogate.campaign.backends import marked_processes
 from mdsurrogate.campaign.execute import campaign_status, run_campaign
 from mdsurrogate.campaign.layout import result_path
 from mdsurrogate.campaign.ledger import Ledger
@@ -103,10 +104,8 @@ def test_cluster_configs_build_with_srun_and_mpiexec_launchers(tmp_path):
 
 def _worker_pids(marker: str) -> set[int]:
     """Live campaign worker processes (`python -m mdsurrogate.campaign.worker`) of the campaign `marker`."""
-    from test_campaign_crash import _campaign_procs
-
     out = set()
-    for pid in _campaign_procs(marker):
+    for pid in marked_processes(marker):
         try:
             if b"mdsurrogate.campaign.worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 out.add(pid)

@@ -29,6 +29,20 @@ def _system(h, c, d_plus, d_minus, sigma_s, allow_outside_design):
         fail(f"--{str(exc).split()[0].replace('_', '-')}: {exc}")
 
 
+def _uncharged_system(h, c, z_p, z_n, d, allow_outside_design):
+    from mdsurrogate.simulation.system import InvalidInput, UnchargedElectrolyte
+
+    try:
+        return UnchargedElectrolyte(h=h, c=c, z_p=z_p, z_n=z_n, d=d, allow_outside_design=allow_outside_design)
+    except InvalidInput as exc:
+        name = str(exc).split()[0]
+        fail(f"--{ {'z_p': 'zp', 'z_n': 'zn'}.get(name, name)}: {exc}")
+
+
+_CHARGED_ONLY = {"d_plus": "--d-plus", "d_minus": "--d-minus", "sigma_s": "--sigma-s"}
+_UNCHARGED_ONLY = {"z_p": "--zp", "z_n": "--zn", "d": "--d"}
+
+
 def _run_and_write(system, controls, out_dir: Path, label: str, plot: bool = True):
     from mdsurrogate.cli.progress import run_progress
     from mdsurrogate.simulation import SimulationFailed, simulate
@@ -53,11 +67,24 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def simulate(
-        h: float = typer.Option(4.4, help="confinement length h (nm), design range 4.0-5.0"),
-        c: float = typer.Option(0.5, help="salt concentration c (M), design range 0.1-2.0"),
-        d_plus: float = typer.Option(0.415, help="cation diameter d+ (nm), design range 0.2-0.63"),
-        d_minus: float = typer.Option(0.415, help="anion diameter d- (nm), design range 0.2-0.63"),
-        sigma_s: float = typer.Option(-0.015, help="surface charge density (C/m^2), design range -0.02 to -0.01"),
+        system_kind: str = typer.Option("charged", "--system", help="charged: monovalent ions between charged walls "
+                                        "(the later papers); uncharged: ions of valencies --zp/--zn and one "
+                                        "diameter --d between uncharged walls (kadupitiya2020)"),
+        h: Optional[float] = typer.Option(None, help="confinement length h (nm); default and design range: 4.4, "
+                                                     "4.0-5.0 (charged); 3.0, 3.0-4.0 (uncharged)"),
+        c: Optional[float] = typer.Option(None, help="salt concentration c (M); default and design range: 0.5, "
+                                                     "0.1-2.0 (charged); 0.5, 0.3-0.9, anions per volume "
+                                                     "(uncharged)"),
+        d_plus: Optional[float] = typer.Option(None, help="charged: cation diameter d+ (nm), default 0.415, "
+                                                          "design range 0.2-0.63"),
+        d_minus: Optional[float] = typer.Option(None, help="charged: anion diameter d- (nm), default 0.415, "
+                                                           "design range 0.2-0.63"),
+        sigma_s: Optional[float] = typer.Option(None, help="charged: surface charge density (C/m^2), default "
+                                                           "-0.015, design range -0.02 to -0.01"),
+        zp: Optional[int] = typer.Option(None, "--zp", help="uncharged: cation valency z_p, 1, 2 or 3 (default 1)"),
+        zn: Optional[int] = typer.Option(None, "--zn", help="uncharged: anion valency z_n, -1 or -2 (default -1)"),
+        d: Optional[float] = typer.Option(None, "--d", help="uncharged: diameter of every ion (nm), default 0.5, "
+                                                            "design range 0.5-0.75"),
         preset: str = typer.Option("production", help="engine preset: production or authors"),
         time_tau: Optional[float] = typer.Option(None, help="total simulated time in tau (default: the preset's)"),
         steps: Optional[int] = typer.Option(None, help="total steps (overrides time_tau)"),
@@ -74,7 +101,23 @@ def register(app: typer.Typer) -> None:
         from mdsurrogate.io import BadPath, check_output
         from mdsurrogate.simulation.settings import RunControls
 
-        system = _system(h, c, d_plus, d_minus, sigma_s, allow_outside_design)
+        given = {"d_plus": d_plus, "d_minus": d_minus, "sigma_s": sigma_s, "z_p": zp, "z_n": zn, "d": d}
+        if system_kind == "charged":
+            wrong = [opt for name, opt in _UNCHARGED_ONLY.items() if given[name] is not None]
+            if wrong:
+                fail(f"{wrong[0]}: only for --system uncharged")
+            system = _system(4.4 if h is None else h, 0.5 if c is None else c,
+                             0.415 if d_plus is None else d_plus, 0.415 if d_minus is None else d_minus,
+                             -0.015 if sigma_s is None else sigma_s, allow_outside_design)
+        elif system_kind == "uncharged":
+            wrong = [opt for name, opt in _CHARGED_ONLY.items() if given[name] is not None]
+            if wrong:
+                fail(f"{wrong[0]}: only for --system charged (the uncharged system has one diameter --d and no "
+                     "wall charge)")
+            system = _uncharged_system(3.0 if h is None else h, 0.5 if c is None else c, 1 if zp is None else zp,
+                                       -1 if zn is None else zn, 0.5 if d is None else d, allow_outside_design)
+        else:
+            fail(f"--system: must be 'charged' or 'uncharged', got {system_kind!r}")
         try:
             controls = RunControls(preset=preset, time_tau=time_tau, steps=steps, seed=seed, mpi_ranks=ranks,
                                    target_rel_error=target_error, timeout_s=timeout)

@@ -4,7 +4,7 @@ engine), with validation against the authors' MD, force-accuracy checks and the 
 
 from mdsurrogate.simulation.engine import simulate
 from mdsurrogate.simulation.settings import PRESETS, EngineSettings, RunControls, SimulationFailed
-from mdsurrogate.simulation.system import ConfinedElectrolyte, InvalidInput, particle_counts
+from mdsurrogate.simulation.system import ConfinedElectrolyte, InvalidInput, UnchargedElectrolyte, particle_counts
 
 __all__ = ["PRESETS", "ConfinedElectrolyte", "EngineSettings", "InvalidInput", "RunControls", "SimulationFailed",
-           "particle_counts", "simulate"]
+           "UnchargedElectrolyte", "particle_counts", "simulate"]

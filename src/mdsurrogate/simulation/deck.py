@@ -10,9 +10,22 @@ from pathlib import Path
 import numpy as np
 
 from mdsurrogate.simulation.settings import EngineSettings, RunControls
-from mdsurrogate.simulation.system import BJERRUM_LENGTH_NM, ConfinedElectrolyte, particle_counts
+from mdsurrogate.simulation.system import (
+    BJERRUM_LENGTH_NM,
+    ConfinedElectrolyte,
+    UnchargedElectrolyte,
+    particle_counts,
+)
+
+#: Either system the engine runs; both expose h, c, d_plus, d_minus, sigma_s, z_p, z_n, kind and key().
+System = ConfinedElectrolyte | UnchargedElectrolyte
+#: Per-block averages of the wall forces and the zz virial, written for uncharged-wall runs (contact theorem,
+#: docs/engine.md): step, f_lo, f_hi (summed over both ion fixes, LJ force units), p_int_zz, p_wall_zz.
+WALL_FILE = "wall_forces.txt"
 
 WCA_CUT = 2.0 ** (1.0 / 6.0)
+#: Empty space (sigma) between each wall and the box face in z; the box is h + 2 BOX_PAD high.
+BOX_PAD = 0.5
 _GROUPS = """group cations type 1
 group anions type 2
 group ions type 1 2
@@ -26,7 +39,7 @@ group mesh type 3
 NEIGHBOR_SKIN = 0.6
 
 
-def coulomb_cutoff(system: ConfinedElectrolyte, settings: EngineSettings, neighbours: float = 150.0,
+def coulomb_cutoff(system: System, settings: EngineSettings, neighbours: float = 150.0,
                    bounds_nm: tuple[float, float] = (2.0, 4.5)) -> float:
     """Real-space Coulomb cutoff in sigma. A fixed cutoff in sigma (the authors' 8) makes dense systems pair-bound
     and dilute ones kspace-bound; with `settings.cutoff=None` the cutoff (nm) holds about `neighbours` ions
@@ -49,17 +62,17 @@ class Units:
     charge: float  # reduced charge of a unit ion, sqrt(l_B / sigma), so that q_i q_j / r = l_B / r in kT
 
     @classmethod
-    def of(cls, system: ConfinedElectrolyte) -> "Units":
+    def of(cls, system: System) -> "Units":
         sigma = min(system.d_plus, system.d_minus)
         return cls(sigma_nm=sigma, charge=math.sqrt(BJERRUM_LENGTH_NM / sigma))
 
 
-def _data_file(system: ConfinedElectrolyte, settings: EngineSettings, units: Units, path: Path) -> None:
+def _data_file(system: System, settings: EngineSettings, units: Units, path: Path) -> None:
     """Box (plus, for the mesh model, the frozen wall point charges) as a LAMMPS data file."""
     counts = particle_counts(system)
     L = counts.box_length_nm / units.sigma_nm
     h2 = system.h / 2 / units.sigma_nm
-    pad = 0.5
+    pad = BOX_PAD
     lines = ["mdsurrogate confined electrolyte", ""]
     atoms = []
     if settings.wall_model == "mesh" and counts.counterions > 0:
@@ -80,7 +93,7 @@ def _data_file(system: ConfinedElectrolyte, settings: EngineSettings, units: Uni
     path.write_text("\n".join(lines))
 
 
-def lammps_input(system: ConfinedElectrolyte, controls: RunControls, workdir: Path, production: bool = True) -> str:
+def lammps_input(system: System, controls: RunControls, workdir: Path, production: bool = True) -> str:
     """The complete LAMMPS input script of a run (reduced LJ units); production=False stops after equilibration
     (used by the force-accuracy checks, which append their own commands)."""
     s = controls.settings()
@@ -121,8 +134,8 @@ region zone_minus block INF INF INF INF {-h2 + dm / 2:.10g} {h2 - dm / 2:.10g} u
         if n > 0:
             lines += (f"create_atoms {typ} random {n} {seed + 17 * k} {region} overlap {0.7 * d:.6g} "
                       f"maxtry 200 units box\n")
-    lines += _GROUPS + f"""set type 1 charge {u.charge:.12g}
-set type 2 charge {-u.charge:.12g}
+    lines += _GROUPS + f"""set type 1 charge {system.z_p * u.charge:.12g}
+set type 2 charge {system.z_n * u.charge:.12g}
 kspace_style pppm {s.kspace_accuracy:g}
 kspace_modify order {s.kspace_order} slab 3.0
 fix wall_plus cations wall/lj126 zlo {-h2:.12g} 1.0 {dp / 2:.12g} {WCA_CUT * dp / 2:.12g} zhi {h2:.12g} 1.0 {dp / 2:.12g} {WCA_CUT * dp / 2:.12g} units box
@@ -153,7 +166,22 @@ fix prof_plus cations ave/chunk {s.sample_every} {n_block_repeat} {s.block_steps
 fix prof_minus anions ave/chunk {s.sample_every} {n_block_repeat} {s.block_steps} bins density/number ave one file profile_minus.txt
 variable stop_requested equal is_file({stop.name})
 fix stop_check all halt {s.block_steps} v_stop_requested == 1 error soft message no
-run {prod_steps}
+{_wall_output(s, n_block_repeat) if system.kind == "uncharged" else ""}run {prod_steps}
 print "MDSURROGATE_DONE"
 """
     return lines
+
+
+def _wall_output(s: EngineSettings, n_block_repeat: int) -> str:
+    """Uncharged walls: block averages, sampled like the profiles, of the force each wall exerts on the ions and of
+    the zz virial split into the ions' own part (kinetic + pair + kspace) and the walls' part (LAMMPS tallies a wall
+    force f at distance delta as f delta), in WALL_FILE: step, f_lo, f_hi, p_int_zz, p_wall_zz (LJ units, pressures
+    over the box volume). The wall-force sign of LAMMPS is the force on the wall; we store magnitudes later."""
+    return ("fix_modify wall_plus virial yes\n"
+            "fix_modify wall_minus virial yes\n"
+            "compute p_int all pressure thermo_temp ke pair kspace\n"
+            "compute p_wall all pressure NULL fix\n"
+            "variable f_lo equal f_wall_plus[1]+f_wall_minus[1]\n"
+            "variable f_hi equal f_wall_plus[2]+f_wall_minus[2]\n"
+            f"fix wall_force all ave/time {s.sample_every} {n_block_repeat} {s.block_steps} v_f_lo v_f_hi "
+            f"c_p_int[3] c_p_wall[3] file {WALL_FILE}\n")

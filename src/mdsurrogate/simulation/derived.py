@@ -15,9 +15,12 @@ AVOGADRO = 6.02214076e23
 MOLAR_TO_PER_M3 = 1000.0 * AVOGADRO
 
 
-def charge_density(n_plus: np.ndarray, n_minus: np.ndarray) -> np.ndarray:
-    """rho(z) in C/m^3 from ion densities in mol/L (monovalent ions)."""
-    return ELEMENTARY_CHARGE * MOLAR_TO_PER_M3 * (np.asarray(n_plus) - np.asarray(n_minus))
+def charge_density(n_plus: np.ndarray, n_minus: np.ndarray, z_p: int = 1, z_n: int = -1) -> np.ndarray:
+    """rho(z) in C/m^3 from ion densities in mol/L, cations of valency z_p and anions of valency z_n (default
+    monovalent)."""
+    if (z_p, z_n) == (1, -1):
+        return ELEMENTARY_CHARGE * MOLAR_TO_PER_M3 * (np.asarray(n_plus) - np.asarray(n_minus))
+    return ELEMENTARY_CHARGE * MOLAR_TO_PER_M3 * (z_p * np.asarray(n_plus) + z_n * np.asarray(n_minus))
 
 
 def integrated_charge(z_nm: np.ndarray, rho: np.ndarray, sigma_s: float) -> np.ndarray:

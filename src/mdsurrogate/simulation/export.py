@@ -70,7 +70,10 @@ def summary(ds) -> dict:
                                      ds["n_minus_native_err"].values)
     keys = ("system_key", "h", "c", "d_plus", "d_minus", "sigma_s", "sigma_s_effective", "count_n_cations",
             "count_n_anions", "count_counterions", "preset", "seed", "engine_dt", "production_time_tau",
-            "rel_error", "wall_time_s", "lammps_version", "git_commit")
+            "rel_error", "wall_time_s", "lammps_version", "git_commit",
+            # uncharged-wall runs only
+            "system_kind", "z_p", "z_n", "d", "wall_pressure_kT_per_nm3", "wall_pressure_err_kT_per_nm3",
+            "virial_pressure_kT_per_nm3", "virial_pressure_err_kT_per_nm3")
     out = {k: (a[k].item() if hasattr(a[k], "item") else a[k]) for k in keys if k in a}
     out.update({"S_midplane_C_per_m2": S0, "S_midplane_err_C_per_m2": S0_err,
                 "n_plus_midplane_M": float(ds["n_plus"].sel(z=0.0, method="nearest")),

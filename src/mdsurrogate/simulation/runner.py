@@ -17,10 +17,9 @@ from typing import Callable
 import numpy as np
 
 from mdsurrogate.simulation import runtime
-from mdsurrogate.simulation.deck import lammps_input
+from mdsurrogate.simulation.deck import WALL_FILE, System, lammps_input
 from mdsurrogate.simulation.profiles import block_average, relative_error
 from mdsurrogate.simulation.settings import RunControls, SimulationFailed
-from mdsurrogate.simulation.system import ConfinedElectrolyte
 
 
 def read_chunk_profiles(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -57,6 +56,23 @@ def read_chunk_profiles(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return np.array(steps), np.array(coords), np.vstack(blocks)
 
 
+def read_wall_forces(path: Path) -> np.ndarray | None:
+    """The block rows (f_lo, f_hi, p_int_zz, p_wall_zz) of a `deck.WALL_FILE`; None when there is no such file.
+    A row still being written is ignored."""
+    if not path.exists():
+        return None
+    rows = []
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if not parts or parts[0].startswith("#") or len(parts) != 5:
+            continue
+        try:
+            rows.append([float(x) for x in parts[1:]])
+        except ValueError:
+            break
+    return np.array(rows, dtype=float).reshape(-1, 4)
+
+
 @dataclass
 class RawProfiles:
     """Block averages as LAMMPS wrote them, in reduced units."""
@@ -64,13 +80,19 @@ class RawProfiles:
     z: np.ndarray  # bin centres, sigma
     plus: np.ndarray  # (n_stored_blocks, n_bins), 1/sigma^3
     minus: np.ndarray
+    #: uncharged-wall runs only: (n_stored_blocks, 4) block averages of f_lo, f_hi, p_int_zz, p_wall_zz (deck.WALL_FILE)
+    wall: np.ndarray | None = None
 
     @classmethod
     def read(cls, workdir: Path) -> "RawProfiles":
         _, zp, plus = read_chunk_profiles(workdir / "profile_plus.txt")
         _, zm, minus = read_chunk_profiles(workdir / "profile_minus.txt")
         n = min(len(plus), len(minus))
-        return cls(z=zp if len(zp) else zm, plus=plus[:n], minus=minus[:n])
+        wall = read_wall_forces(workdir / WALL_FILE)
+        if wall is not None:
+            n = min(n, len(wall))
+            wall = wall[:n]
+        return cls(z=zp if len(zp) else zm, plus=plus[:n], minus=minus[:n], wall=wall)
 
     @property
     def n_blocks(self) -> int:
@@ -145,7 +167,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def run_lammps(system: ConfinedElectrolyte, controls: RunControls, workdir: Path,
+def run_lammps(system: System, controls: RunControls, workdir: Path,
                progress: ProgressCallback | None = None, poll_s: float = 0.25) -> tuple[RawProfiles, float, str]:
     """Run LAMMPS in `workdir` and return (raw block profiles, wall time in s, log text).
 
@@ -153,7 +175,7 @@ def run_lammps(system: ConfinedElectrolyte, controls: RunControls, workdir: Path
     to stop (a STOP file the input script checks after each block) once target_rel_error is reached."""
     s = controls.settings()
     workdir.mkdir(parents=True, exist_ok=True)
-    for name in ("STOP", "profile_plus.txt", "profile_minus.txt", "log.lammps"):
+    for name in ("STOP", "profile_plus.txt", "profile_minus.txt", "log.lammps", WALL_FILE):
         (workdir / name).unlink(missing_ok=True)
     (workdir / "in.lammps").write_text(lammps_input(system, controls, workdir))
     _, prod_steps = controls.schedule()

@@ -7,6 +7,10 @@ z = +h/2 that carry surface charge density sigma_s; periodic in x and y. Constru
 code (softmaterialslab/nanoconfinement-md): reduced LJ units with the length unit = the smaller ion diameter,
 energy unit kT, box L = 10 nm for c > 0.5 M else 15 nm, 2*int(|sigma_s| L^2/e) counterions, N- = int(c 0.6022
 L^2 h), N+ = N- + counterions.
+
+The first paper (kadupitiya2020) uses a second system, `UnchargedElectrolyte`: ions of valencies z_p and z_n (one
+diameter d) between identical uncharged walls; its inputs, ranges, grid and key are the `UNCHARGED_*` names below
+(docs/engine.md, "Uncharged walls, multivalent ions").
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import itertools
 import math
 import re
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -92,6 +97,10 @@ class ConfinedElectrolyte:
     d_minus: float
     sigma_s: float
     allow_outside_design: bool = field(default=False, compare=False)
+    #: Not inputs: the fixed valencies and wall kind of this system (the engine reads them from any system).
+    kind: ClassVar[str] = "charged"
+    z_p: ClassVar[int] = 1
+    z_n: ClassVar[int] = -1
 
     def __post_init__(self) -> None:
         for name in INPUT_NAMES:
@@ -156,7 +165,9 @@ def mesh_points_per_wall(box_length: float) -> int:
     return n_side * n_side
 
 
-def particle_counts(system: ConfinedElectrolyte) -> ParticleCounts:
+def particle_counts(system: "ConfinedElectrolyte | UnchargedElectrolyte") -> ParticleCounts:
+    if isinstance(system, UnchargedElectrolyte):
+        return uncharged_particle_counts(system)
     L = box_length_nm(system.c)
     area_m2 = (L * 1e-9) ** 2
     counterions = 2 * int(abs(system.sigma_s) * area_m2 / ELEMENTARY_CHARGE)
@@ -197,11 +208,15 @@ KEY_PATTERN = re.compile(
 
 
 def system_key(inputs: dict[str, float], authors_spelling: bool = False) -> str:
-    """The authors' key of a system, 'Z_{h}_p_1_n_-1_d_{d+}_a_{d-}_c_{c}_i_{sigma_s}'.
+    """The authors' key of a system, 'Z_{h}_p_1_n_-1_d_{d+}_a_{d-}_c_{c}_i_{sigma_s}' (for the inputs of an
+    UnchargedElectrolyte: 'Z_{h}_p_{z_p}_n_{z_n}_d_{d}_a_{d}_c_{c}_i_0').
 
     Ours writes every number like '%g' ('Z_4.4_p_1_n_-1_d_0.415_a_0.415_c_1_i_-0.01'); with authors_spelling the
     numbers after h are Python floats as in the authors' files ('..._c_1.0_i_-0.01')."""
     num = (lambda x: repr(float(x))) if authors_spelling else (lambda x: f"{float(x):g}")
+    if system_kind(inputs) == "uncharged":  # 'Z_3_p_3_n_-1_d_0.5_a_0.5_c_0.9_i_0': valencies, one d, no wall charge
+        return (f"Z_{float(inputs['h']):g}_p_{int(inputs['z_p'])}_n_{int(inputs['z_n'])}_d_{num(inputs['d'])}"
+                f"_a_{num(inputs['d'])}_c_{num(inputs['c'])}_i_{num(0.0)}")
     return (f"Z_{float(inputs['h']):g}_p_1_n_-1_d_{num(inputs['d_plus'])}_a_{num(inputs['d_minus'])}"
             f"_c_{num(inputs['c'])}_i_{num(inputs['sigma_s'])}")
 
@@ -215,3 +230,155 @@ def parse_key(key: str) -> dict[str, float]:
     if (int(m["zp"]), int(m["zn"])) != (1, -1):
         raise ValueError(f"only monovalent (+1, -1) systems are supported, key {key!r}")
     return {k: float(m[k]) for k in INPUT_NAMES}
+
+
+# ---------------------------------------------------------------------------------------------- uncharged walls
+
+#: The first paper's system (kadupitiya2020): ions of valencies z_p, z_n and one diameter d between identical
+#: uncharged walls at z = -h/2 and h/2. Its five inputs (the surrogate's features), in this order:
+UNCHARGED_INPUT_NAMES: tuple[str, ...] = ("h", "c", "z_p", "z_n", "d")
+UNCHARGED_INPUT_UNITS = {"h": "nm", "c": "M", "z_p": "1", "z_n": "1", "d": "nm"}
+UNCHARGED_LONG_NAMES = {
+    "h": "confinement length",
+    "c": "salt concentration (anions per volume)",
+    "z_p": "cation valency",
+    "z_n": "anion valency",
+    "d": "ion diameter",
+}
+#: Design ranges of kadupitiya2020 for the continuous inputs, and the allowed valencies (z_n = -2 is its Fig. 3).
+UNCHARGED_DESIGN_RANGES: dict[str, tuple[float, float]] = {"h": (3.0, 4.0), "c": (0.3, 0.9), "d": (0.5, 0.75)}
+UNCHARGED_VALENCIES: dict[str, tuple[int, ...]] = {"z_p": (1, 2, 3), "z_n": (-1, -2)}
+#: With allow_outside_design=True: the continuous inputs within these limits, valencies 1..4 in magnitude.
+UNCHARGED_PHYSICAL_LIMITS: dict[str, tuple[float, float]] = {"h": (1.0, 20.0), "c": (0.005, 4.0), "d": (0.1, 1.5)}
+UNCHARGED_PHYSICAL_VALENCIES: dict[str, tuple[int, ...]] = {"z_p": (1, 2, 3, 4), "z_n": (-1, -2, -3, -4)}
+#: The default grid over the paper's ranges (campaigns/uncharged_multivalent.toml draws from it): 11 x 7 x 3 x 1 x 6
+#: = 1386 systems, steps of 0.1 nm in h, 0.1 M in c and 0.05 nm in d; z_n = -2 only when a design asks for it.
+UNCHARGED_GRID: dict[str, tuple[float, ...]] = {
+    "h": (3.0, 3.1, 3.2, 3.3, 3.4, 3.5, 3.6, 3.7, 3.8, 3.9, 4.0),
+    "c": (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+    "z_p": (1, 2, 3),
+    "z_n": (-1,),
+    "d": (0.5, 0.55, 0.6, 0.65, 0.7, 0.75),
+}
+#: Points of the resampled profile of an uncharged-wall run over [-h/2, h/2] (the native bins of the authors'
+#: template, 0.05 sigma adjusted to a whole number across the slit, number 80-160 over the design ranges).
+N_GRID_UNCHARGED = 150
+
+
+@dataclass(frozen=True)
+class UnchargedElectrolyte:
+    """kadupitiya2020's system: h confinement length (nm), c salt concentration (M, *anions* per volume, as the
+    paper defines it), z_p cation valency (1, 2, 3), z_n anion valency (-1, -2), d diameter of every ion (nm);
+    walls uncharged. Counts follow the authors' preprocessor: N- = int(c 0.6022 L^2 h) rounded up to a multiple
+    of z_p, N+ = |z_n| N- / z_p (electroneutral). Values outside the design ranges raise InvalidInput unless
+    allow_outside_design=True (then only UNCHARGED_PHYSICAL_LIMITS/VALENCIES apply)."""
+
+    h: float
+    c: float
+    z_p: int
+    z_n: int
+    d: float
+    allow_outside_design: bool = field(default=False, compare=False)
+    kind: ClassVar[str] = "uncharged"
+    sigma_s: ClassVar[float] = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("z_p", "z_n"):
+            value = getattr(self, name)
+            ok = isinstance(value, (int, np.integer, float, np.floating)) and not isinstance(value, (bool, np.bool_))
+            if ok and isinstance(value, (float, np.floating)):
+                ok = math.isfinite(value) and float(value).is_integer()
+            allowed = UNCHARGED_PHYSICAL_VALENCIES[name] if self.allow_outside_design else UNCHARGED_VALENCIES[name]
+            if not ok or int(value) not in allowed:
+                extra = "" if self.allow_outside_design else (
+                    f" (design values; with allow_outside_design=True (CLI: --allow-outside-design): "
+                    f"{list(UNCHARGED_PHYSICAL_VALENCIES[name])})")
+                raise InvalidInput(f"{name} ({UNCHARGED_LONG_NAMES[name]}) = {str(value)[:40]} is not one of the "
+                                   f"allowed valencies {list(allowed)}{extra}")
+            object.__setattr__(self, name, int(value))
+        for name in ("h", "c", "d"):
+            value = getattr(self, name)
+            try:
+                number = float(value) if isinstance(value, (int, float, np.floating, np.integer)) \
+                    and not isinstance(value, (bool, np.bool_)) else math.nan
+            except OverflowError:
+                number = math.inf
+            if not math.isfinite(number):
+                raise InvalidInput(f"{name} ({UNCHARGED_LONG_NAMES[name]}) must be a finite number, got "
+                                   f"{str(value)[:40]!r}")
+            object.__setattr__(self, name, number)
+            lo, hi = UNCHARGED_DESIGN_RANGES[name]
+            plo, phi = UNCHARGED_PHYSICAL_LIMITS[name]
+            unit = UNCHARGED_INPUT_UNITS[name]
+            if not (plo <= number <= phi):
+                raise InvalidInput(f"{name} ({UNCHARGED_LONG_NAMES[name]}) = {number} {unit} is outside the "
+                                   f"physically supported range [{plo}, {phi}] {unit}")
+            if not self.allow_outside_design and not (lo - 1e-12 <= number <= hi + 1e-12):
+                raise InvalidInput(f"{name} ({UNCHARGED_LONG_NAMES[name]}) = {number} {unit} is outside the design "
+                                   f"range [{lo}, {hi}] {unit} of the uncharged-wall system; pass "
+                                   "allow_outside_design=True (CLI: --allow-outside-design) to simulate it anyway")
+
+    @property
+    def d_plus(self) -> float:
+        return self.d
+
+    @property
+    def d_minus(self) -> float:
+        return self.d
+
+    def inputs(self) -> dict[str, float]:
+        return {k: getattr(self, k) for k in UNCHARGED_INPUT_NAMES}
+
+    def key(self) -> str:
+        """The authors' key with the valencies and a zero wall charge, e.g. 'Z_3_p_3_n_-1_d_0.5_a_0.5_c_0.9_i_0'."""
+        return system_key(self.inputs())
+
+    @property
+    def counts(self) -> ParticleCounts:
+        return uncharged_particle_counts(self)
+
+
+def uncharged_particle_counts(system: UnchargedElectrolyte) -> ParticleCounts:
+    """The authors' preprocessor (INTERFACE::put_saltions_inside) for uncharged walls: L as for charged walls,
+    N- = int(c 0.6022 L^2 h) rounded up to a multiple of z_p, N+ = |z_n| N- / z_p; no wall charge, no mesh."""
+    L = box_length_nm(system.c)
+    n_minus = int(system.c * AVOGADRO_PER_NM3_PER_MOLAR * L * L * system.h)
+    if n_minus % system.z_p:
+        n_minus += system.z_p - n_minus % system.z_p
+    n_plus = abs(system.z_n) * n_minus // system.z_p
+    return ParticleCounts(L, 0, n_minus, n_plus, 0, 0.0, 0.0)
+
+
+def uncharged_grid(h_nm: float, n: int = N_GRID_UNCHARGED) -> np.ndarray:
+    """The z grid of an uncharged-wall run's profiles: n points over exactly [-h/2, h/2]."""
+    return np.linspace(-h_nm / 2, h_nm / 2, n)
+
+
+def uncharged_grid_points(values: dict[str, tuple[float, ...]] | None = None) -> list[dict[str, float]]:
+    """Every combination of the given uncharged-system input values (default `UNCHARGED_GRID`), in the order
+    h, c, z_p, z_n, d; an input left out takes its UNCHARGED_GRID values. Valencies come back as ints."""
+    values = {**UNCHARGED_GRID, **(values or {})}
+    return [{k: (int(v) if k in ("z_p", "z_n") else float(v)) for k, v in zip(UNCHARGED_INPUT_NAMES, combo)}
+            for combo in itertools.product(*(values[k] for k in UNCHARGED_INPUT_NAMES))]
+
+
+def system_kind(inputs: dict) -> str:
+    """'uncharged' for the inputs of an UnchargedElectrolyte (they name z_p), else 'charged'."""
+    return "uncharged" if "z_p" in inputs else "charged"
+
+
+def make_system(inputs: dict, allow_outside_design: bool = False) -> "ConfinedElectrolyte | UnchargedElectrolyte":
+    """The system of either kind from its inputs (`system_kind` decides)."""
+    cls = UnchargedElectrolyte if system_kind(inputs) == "uncharged" else ConfinedElectrolyte
+    return cls(**inputs, allow_outside_design=allow_outside_design)
+
+
+def parse_uncharged_key(key: str) -> dict[str, float]:
+    """Inputs {'h', 'c', 'z_p', 'z_n', 'd'} of an uncharged-wall key ('Z_{h}_p_{z_p}_n_{z_n}_d_{d}_a_{d}_c_{c}_i_0',
+    `UnchargedElectrolyte.key`); the wall charge must be 0 and the two diameters equal."""
+    m = KEY_PATTERN.match(key)
+    if m is None:
+        raise ValueError(f"not an authors' profile key: {key!r}")
+    if float(m["sigma_s"]) != 0.0 or float(m["d_plus"]) != float(m["d_minus"]):
+        raise ValueError(f"not an uncharged-wall key (needs i_0 and d = a): {key!r}")
+    return {"h": float(m["h"]), "c": float(m["c"]), "z_p": int(m["zp"]), "z_n": int(m["zn"]), "d": float(m["d_plus"])}

@@ -21,6 +21,7 @@ from mdsurrogate.simulation.system import (
     BJERRUM_LENGTH_NM,
     ELEMENTARY_CHARGE,
     ConfinedElectrolyte,
+    UnchargedElectrolyte,
     particle_counts,
 )
 
@@ -112,12 +113,13 @@ def solve_slit(h: float, sigma_e_per_nm2: float, species: list[tuple[float, floa
                       iterations=it, residual=float(np.linalg.norm(r) * dz))
 
 
-def solve_system(system: ConfinedElectrolyte, n_cells: int = 800) -> PBSolution:
-    """PB solution for the same ions, numbers and (quantised) wall charge as the MD of `system`."""
+def solve_system(system: "ConfinedElectrolyte | UnchargedElectrolyte", n_cells: int = 800) -> PBSolution:
+    """PB solution for the same ions (valencies), numbers and (quantised) wall charge as the MD of `system`."""
     counts = particle_counts(system)
     area = counts.box_length_nm**2
     sigma_e = counts.sigma_s_effective / ELEMENTARY_CHARGE * 1e-18  # e / nm^2
-    species = [(1.0, system.d_plus, counts.n_cations / area), (-1.0, system.d_minus, counts.n_anions / area)]
+    species = [(float(system.z_p), system.d_plus, counts.n_cations / area),
+               (float(system.z_n), system.d_minus, counts.n_anions / area)]
     return solve_slit(system.h, sigma_e, species, n_cells=n_cells)
 
 
@@ -131,5 +133,20 @@ def counterions_only_exact(z: np.ndarray, h: float, sigma_e_per_nm2: float,
     return K**2 / (2 * np.pi * bjerrum_nm * np.cos(K * z) ** 2)
 
 
+def msa_osmotic_coefficient(densities_per_nm3: dict[int, float], d_nm: float,
+                            bjerrum_nm: float = BJERRUM_LENGTH_NM) -> float:
+    """Osmotic coefficient P / (kT sum_i n_i) of the bulk primitive model with equal ion diameters d and any
+    valencies {z_i: n_i}: Carnahan-Starling hard spheres plus the MSA electrostatic term -Gamma^3 / (3 pi n)
+    (Blum, Mol. Phys. 30, 1529 (1975); Waisman & Lebowitz 1972), 2 Gamma d = sqrt(1 + 2 kappa d) - 1. It tends to
+    the Debye-Hueckel limiting law and then to 1, Poisson-Boltzmann's ideal osmotic pressure, as the density
+    vanishes. Ordinarily within a few per cent of simulations of 1:1 to 3:1 electrolytes at these couplings."""
+    n_tot = sum(densities_per_nm3.values())
+    kappa2 = 4 * np.pi * bjerrum_nm * sum(z * z * n for z, n in densities_per_nm3.items())
+    gamma = (np.sqrt(1 + 2 * np.sqrt(kappa2) * d_nm) - 1) / (2 * d_nm)
+    eta = np.pi / 6 * d_nm**3 * n_tot
+    z_cs = (1 + eta + eta**2 - eta**3) / (1 - eta) ** 3
+    return float(z_cs - gamma**3 / (3 * np.pi * n_tot))
+
+
 __all__ = ["PBSolution", "solve_slit", "solve_system", "counterions_only_exact", "wall_potential",
-           "ELEMENTARY_CHARGE"]
+           "msa_osmotic_coefficient", "ELEMENTARY_CHARGE"]

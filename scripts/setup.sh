@@ -18,4 +18,16 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/pip install -q -e '.[dev]'
     touch "$stamp"
 fi
+# The web app's browser tests (tests/test_app.py) drive Debian's chromium through Playwright (no browser download):
+# install it when missing and possible; never fail the setup for it (the tests then skip and say why).
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        export DEBIAN_FRONTEND=noninteractive
+        { apt-get install -y -q chromium >/dev/null 2>&1 \
+            || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }; } \
+            || echo "setup: could not install chromium with apt; the app's browser tests will skip" >&2
+    else
+        echo "setup: chromium is not installed (installing it needs root and apt); the app's browser tests will skip" >&2
+    fi
+fi
 .venv/bin/python -c "import mdsurrogate.simulation.runtime as r; r.check_engine()"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from mdsurrogate.cli import app as app_command
 from mdsurrogate.cli import campaign, proxima, simulation, surrogate
 from mdsurrogate.cli.common import SafeGroup
 
@@ -19,7 +20,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-for _module in (simulation, campaign, surrogate, proxima):
+for _module in (simulation, campaign, surrogate, proxima, app_command):
     _module.register(app)
 
 

@@ -14,6 +14,8 @@ import pandas as pd
 import xarray as xr
 
 from mdsurrogate.dataset.arrays import regrid_profiles
+from mdsurrogate.dataset.core import effective_sigma_s
+from mdsurrogate.simulation.derived import charge_density, integrated_charge, screening_length
 from mdsurrogate.simulation.system import INPUT_LONG_NAMES, INPUT_NAMES, INPUT_UNITS, N_GRID, PHYSICAL_LIMITS
 
 #: Rows per forward pass. Small batches keep the (members x batch x 502) activations in the CPU caches: 1e5
@@ -73,6 +75,34 @@ def inputs_to_array(inputs: Any) -> np.ndarray:
         bad = INPUT_NAMES[int(np.where(~np.isfinite(X))[1][0])]
         raise ValueError(f"input {bad} ({INPUT_LONG_NAMES[bad]}) has non-finite values")
     return X
+
+
+def derived_profiles(X: np.ndarray, z: np.ndarray, n_plus: np.ndarray, n_minus: np.ndarray) -> dict[str, np.ndarray]:
+    """The MD's derived quantities of predicted profiles, by the MD's own definitions (`simulation.derived`, as
+    `simulation.engine` and the dataset compute them): X (N, 5) inputs, z (N, 502) nm, n_plus/n_minus (N, 502) M.
+
+    Returns sigma_s_effective (N,) C/m^2 (the wall charge an MD run of these inputs carries, quantised to whole
+    counterions, `dataset.core.effective_sigma_s`), charge_density rho(z) = e N_A (n+ - n-) (N, 502) C/m^3,
+    integrated_charge S(z) = sigma_s_effective + int rho dz (N, 502) C/m^2 and decay_length (N,) nm
+    (`derived.screening_length`: distance from the wall where |S| first falls below |S(wall)|/e; NaN if never).
+    """
+    X = np.atleast_2d(np.asarray(X, dtype=float))
+    z = np.asarray(z, dtype=float)
+    rows, inverse = np.unique(X, axis=0, return_inverse=True)  # a sweep repeats most inputs
+    sigma = np.array([effective_sigma_s(dict(zip(INPUT_NAMES, map(float, r)))) for r in rows])[inverse.ravel()]
+    rho = charge_density(np.asarray(n_plus, dtype=float), np.asarray(n_minus, dtype=float))
+    S = integrated_charge(z, rho, sigma[:, None])
+    decay = np.array([screening_length(z[i], S[i], X[i, 0]) for i in range(len(X))])
+    return {"sigma_s_effective": sigma, "charge_density": rho, "integrated_charge": S, "decay_length": decay}
+
+
+#: Attributes of the derived variables (names and units as in the MD datasets).
+DERIVED_ATTRS = {
+    "sigma_s_effective": {"units": "C/m^2", "long_name": "wall charge carried by an MD run of these inputs"},
+    "charge_density": {"units": "C/m^3", "long_name": "e (n+ - n-)"},
+    "integrated_charge": {"units": "C/m^2", "long_name": "sigma_s_effective + integral of rho from the wall"},
+    "decay_length": {"units": "nm", "long_name": "distance from the wall where |S| falls below |S(wall)|/e"},
+}
 
 
 @dataclass
@@ -199,14 +229,17 @@ class Surrogate:
             return mean, spread
         return regrid_profiles(mean, own, z), (regrid_profiles(spread, own, z) if spread is not None else None)
 
-    def predict(self, inputs: Any, allow_extrapolation: bool = False, return_std: bool = True) -> xr.Dataset:
+    def predict(self, inputs: Any, allow_extrapolation: bool = False, return_std: bool = True,
+                derived: bool = True) -> xr.Dataset:
         """Density profiles for one system or a batch.
 
         inputs: dict of the five inputs (scalars or arrays), NumPy array (5,) or (N, 5) in INPUT_NAMES order,
         pandas DataFrame, or xarray Dataset with variables h, c, d_plus, d_minus, sigma_s. Returns a Dataset with
         dims (system, point): z (nm), n_plus, n_minus (M; the ensemble mean) and, with return_std and more than
-        one member, n_plus_std, n_minus_std (the ensemble spread). Inputs outside the training ranges raise
-        ExtrapolationError unless allow_extrapolation=True, which warns instead.
+        one member, n_plus_std, n_minus_std (the ensemble spread); with derived (default) also the MD's derived
+        quantities of the mean profiles (`derived_profiles`): charge_density (C/m^3), integrated_charge (C/m^2)
+        (system, point), decay_length (nm) and sigma_s_effective (system). Inputs outside the training ranges
+        raise ExtrapolationError unless allow_extrapolation=True, which warns instead.
         """
         X = inputs_to_array(inputs)
         extrapolated = self.check_inputs(X, allow_extrapolation)
@@ -220,7 +253,11 @@ class Surrogate:
         if std is not None:
             data["n_plus_std"] = (("system", "point"), std[:, :N_GRID], {"units": "M"})
             data["n_minus_std"] = (("system", "point"), std[:, N_GRID:], {"units": "M"})
-        return xr.Dataset(data, coords={"z": (("system", "point"), self.z_grid(X[:, 0]), {"units": "nm"})},
+        z = self.z_grid(X[:, 0])
+        if derived:
+            for name, v in derived_profiles(X, z, mean[:, :N_GRID], mean[:, N_GRID:]).items():
+                data[name] = (("system", "point")[:v.ndim], v, DERIVED_ATTRS[name])
+        return xr.Dataset(data, coords={"z": (("system", "point"), z, {"units": "nm"})},
                           attrs={"surrogate": self.name,
                                  "weights_sha256": self.card.get("weights", {}).get("sha256", "unsaved"),
                                  "n_members": len(self.members), "extrapolated": int(extrapolated)})

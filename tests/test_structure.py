@@ -13,7 +13,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "mdsurrogate"
 #: Stages in pipeline order; a module may import its own stage and the ones before it. The shared base (io,
 #: provenance, lazy) is below every stage; proxima is an island that uses only the base and the LAMMPS runtime.
-ORDER = ["simulation", "campaign", "dataset", "surrogate", "evaluation", "analysis", "app", "cli"]
+ORDER = ["simulation", "campaign", "dataset", "surrogate", "evaluation", "analysis", "studies", "app", "cli"]
 BASE = {"io", "provenance", "lazy", "__init__"}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from mdsurrogate.cli import app as app_command
-from mdsurrogate.cli import campaign, proxima, simulation, surrogate
+from mdsurrogate.cli import campaign, proxima, simulation, study, surrogate
 from mdsurrogate.cli.common import SafeGroup
 
 app = typer.Typer(
@@ -20,7 +20,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-for _module in (simulation, campaign, surrogate, proxima, app_command):
+for _module in (simulation, campaign, surrogate, study, proxima, app_command):
     _module.register(app)
 
 

@@ -27,11 +27,12 @@ from mdsurrogate.dataset.core import (
     system_groups,
     to_authors_pickle,
 )
-from mdsurrogate.dataset.splits import deterministic_separation, random_split, split_indices
+from mdsurrogate.dataset.splits import deterministic_separation, random_split, separation_indices, split_indices
 
 __all__ = [
     "AUTHORS_ERROR_OVERESTIMATE", "Arrays", "consolidate", "deterministic_separation", "error_bars", "export_tsv",
     "from_authors_pickle", "from_profiles", "from_runs", "inputs_array", "load_dataset", "load_parts",
-    "random_split", "read_tsv", "regrid_profiles", "run_rel_errors", "save", "select", "split_indices", "summary",
+    "random_split", "read_tsv", "regrid_profiles", "run_rel_errors", "save", "select", "separation_indices",
+    "split_indices", "summary",
     "system_groups", "to_arrays", "to_authors_pickle", "validate_dataset", "z_half_widths",
 ]

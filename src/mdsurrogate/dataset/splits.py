@@ -54,9 +54,10 @@ def random_split(ds, n_test: int | float, n_train: int | None = None, seed: int 
     return ds.isel(system=train), ds.isel(system=test)
 
 
-def deterministic_separation(ds, holdout: dict, f: float = 0.0, seed: int = 0):
-    """(train, test) as in sun2023: hold out every system whose inputs match `holdout` (all keys; a value or a
-    list per key), then move a random fraction f (0..1) of them back into training (replicas move together)."""
+def separation_indices(ds, holdout: dict, f: float = 0.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, test rows) of sun2023's deterministic separation: hold out every system whose inputs match
+    `holdout` (all keys; a value or a list per key), then move a random fraction f (0..1) of them back into
+    training (replicas move together); f = A_trans / N_held as in sun2023 section 3.3."""
     if not holdout:
         raise ValueError("holdout must name at least one input, e.g. {'c': 1.0}")
     if not 0.0 <= f <= 1.0:
@@ -70,4 +71,10 @@ def deterministic_separation(ds, holdout: dict, f: float = 0.0, seed: int = 0):
     back = np.random.default_rng(seed).choice(held, size=n_back, replace=False)
     train_mask = ~mask
     train_mask[_rows_of(groups, back)] = True
-    return ds.isel(system=np.flatnonzero(train_mask)), ds.isel(system=np.flatnonzero(~train_mask))
+    return np.flatnonzero(train_mask), np.flatnonzero(~train_mask)
+
+
+def deterministic_separation(ds, holdout: dict, f: float = 0.0, seed: int = 0):
+    """(train, test) datasets of `separation_indices`."""
+    train, test = separation_indices(ds, holdout, f, seed)
+    return ds.isel(system=train), ds.isel(system=test)

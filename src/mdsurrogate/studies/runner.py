@@ -1,0 +1,250 @@
+"""The one runner every study shares: its output folder, resumable cached tasks (a process pool for the ones that
+train), progress, figures, and the three result files.
+
+A study writes into its folder `figure*.png`, `table.md` and `study.json` (the study's numbers, its options, the
+seed, the dataset files with their sha256 and system count, and `provenance()`). Expensive tasks (one trained
+model each) are cached as `cache/<task key>.json` the moment they finish, so a study stopped part-way reruns
+only what is missing: the key is a hash of everything the task depends on (data file hashes, rows, recipe, seed).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol, Sequence
+
+import numpy as np
+import xarray as xr
+
+from mdsurrogate.dataset import load_dataset, load_parts
+from mdsurrogate.io import BadPath, check_input, file_sha256, write_json_atomic, write_text_atomic
+from mdsurrogate.provenance import provenance
+
+MARKER = "study.marker.json"
+
+
+class Progress(Protocol):
+    """What a study reports while it works (the CLI draws rich bars; tests pass `Quiet`)."""
+
+    def task(self, description: str, total: int | None) -> Callable[[int], None]: ...
+
+    def say(self, message: str) -> None: ...
+
+
+class Quiet:
+    """A progress sink that prints nothing."""
+
+    def task(self, description: str, total: int | None) -> Callable[[int], None]:
+        return lambda n=1: None
+
+    def say(self, message: str) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """The dataset files of a study (one or more parts, glob patterns allowed) and their hashes."""
+
+    files: tuple[str, ...]
+    sha256: tuple[str, ...]
+    error_scale: float = 1.0
+
+    @classmethod
+    def of(cls, paths: Sequence[str | os.PathLike], error_scale: float = 1.0, option: str = "DATA") -> "DataSource":
+        files: list[str] = []
+        for p in paths:
+            matched = sorted(glob.glob(str(p))) or [str(p)]
+            for f in matched:
+                check_input(f, option)
+                if str(Path(f).resolve()) not in files:
+                    files.append(str(Path(f).resolve()))
+        if not files:
+            raise BadPath(f"{option}: no dataset file given")
+        if not (np.isfinite(error_scale) and error_scale > 0):
+            raise ValueError(f"error_scale must be a finite number > 0, got {error_scale}")
+        return cls(tuple(files), tuple(file_sha256(f) for f in files), float(error_scale))
+
+    def load(self) -> xr.Dataset:
+        ds = load_dataset(self.files[0], error_scale=self.error_scale) if len(self.files) == 1 else \
+            _scaled(load_parts(*self.files), self.error_scale)
+        return ds
+
+    def describe(self) -> dict:
+        return {"files": [Path(f).name for f in self.files], "sha256": list(self.sha256),
+                "error_scale": self.error_scale}
+
+
+def _scaled(ds: xr.Dataset, scale: float) -> xr.Dataset:
+    if scale == 1.0:
+        return ds
+    ds = ds.copy()
+    for v in ("n_plus_err", "n_minus_err"):
+        ds[v] = ds[v] * scale
+    ds.attrs["error_scale"] = scale
+    return ds
+
+
+_DATA_CACHE: dict[tuple, xr.Dataset] = {}
+
+
+def cached_dataset(src: DataSource) -> xr.Dataset:
+    """The dataset of `src`, loaded once per process (pool workers reuse it across tasks)."""
+    key = (src.files, src.sha256, src.error_scale)
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()
+        _DATA_CACHE[key] = src.load()
+    return _DATA_CACHE[key]
+
+
+def task_key(*parts: Any) -> str:
+    """A stable hash of a task's JSON-able description (what its result depends on)."""
+    blob = json.dumps(parts, sort_keys=True, default=_jsonable).encode()
+    return hashlib.sha256(blob).hexdigest()[:20]
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (np.integer, np.floating)):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "__dataclass_fields__"):
+        return asdict(o)
+    raise TypeError(f"not JSON-able: {type(o).__name__}")
+
+
+def _init_worker(threads: int) -> None:
+    import torch  # noqa: PLC0415 - torch
+
+    torch.set_num_threads(threads)
+
+
+@dataclass
+class StudyRun:
+    """One study's output folder, options and progress. `run_tasks` caches, `finish` writes the results."""
+
+    name: str
+    out: Path
+    seed: int
+    options: dict
+    data: DataSource | None = None
+    progress: Progress = field(default_factory=Quiet)
+    workers: int = 1
+    threads: int = 1
+    started: float = field(default_factory=time.time)
+    figures: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        marker = self.out / MARKER
+        if self.out.exists():
+            if not self.out.is_dir():
+                raise BadPath(f"--out: {self.out} exists and is not a folder")
+            if marker.is_file():
+                other = json.loads(marker.read_text()).get("study")
+                if other != self.name:
+                    raise BadPath(f"--out: {self.out} holds the study {other!r}, not {self.name!r}; choose another "
+                                  "folder")
+            elif any(self.out.iterdir()):
+                raise BadPath(f"--out: folder {self.out} is not empty and is not a study folder; choose another")
+        if not 1 <= self.workers <= 64:
+            raise ValueError(f"workers must be in [1, 64], got {self.workers}")
+        if not 1 <= self.threads <= 256:
+            raise ValueError(f"threads must be in [1, 256], got {self.threads}")
+        (self.out / "cache").mkdir(parents=True, exist_ok=True)
+        write_json_atomic(marker, {"study": self.name})
+
+    # -- cached tasks ------------------------------------------------------------------------------------------
+    def _cache_file(self, key: str) -> Path:
+        return self.out / "cache" / f"{key}.json"
+
+    def cached(self, key: str, fn: Callable[[], dict]) -> dict:
+        """fn() once; its (JSON) result is kept under cache/ and returned on every later call or run."""
+        path = self._cache_file(key)
+        if path.is_file():
+            return json.loads(path.read_text())
+        result = fn()
+        write_json_atomic(path, result)
+        return result
+
+    def run_tasks(self, description: str, tasks: Iterable[tuple[str, Callable[..., dict], dict]]) -> dict[str, dict]:
+        """Run `fn(**kwargs)` for every (key, fn, kwargs) not cached yet, `workers` at a time in spawned processes
+        (fn must be a module-level function), with a progress bar; results are cached as they finish."""
+        tasks = list(tasks)
+        results: dict[str, dict] = {}
+        todo = []
+        for key, fn, kw in tasks:
+            if self._cache_file(key).is_file():
+                results[key] = json.loads(self._cache_file(key).read_text())
+            else:
+                todo.append((key, fn, kw))
+        advance = self.progress.task(description, len(tasks))
+        advance(len(tasks) - len(todo))
+        if todo:
+            self.progress.say(f"{description}: {len(tasks) - len(todo)} of {len(tasks)} cached, {len(todo)} to run")
+        if self.workers == 1 or len(todo) <= 1:
+            _init_worker(self.threads)
+            for key, fn, kw in todo:
+                results[key] = fn(**kw)
+                write_json_atomic(self._cache_file(key), results[key])
+                advance(1)
+        elif todo:
+            with ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                                     initargs=(self.threads,)) as pool:
+                futures = {pool.submit(fn, **kw): key for key, fn, kw in todo}
+                for fut in as_completed(futures):
+                    key = futures[fut]
+                    results[key] = fut.result()
+                    write_json_atomic(self._cache_file(key), results[key])
+                    advance(1)
+        return results
+
+    # -- outputs -----------------------------------------------------------------------------------------------
+    def save_figure(self, fig, name: str = "figure") -> Path:
+        """Save a matplotlib figure as `<name>.png` (atomically) and close it."""
+        import matplotlib.pyplot as plt  # noqa: PLC0415 - matplotlib
+
+        path = self.out / f"{name}.png"
+        tmp = self.out / f".{name}.tmp.png"
+        fig.savefig(tmp, dpi=130, bbox_inches="tight")
+        plt.close(fig)
+        os.replace(tmp, path)
+        if path.name not in self.figures:
+            self.figures.append(path.name)
+        return path
+
+    def finish(self, results: dict, table_md: str, n_systems: int | None = None) -> dict:
+        """Write table.md and study.json (results, options, seed, data, systems used, wall time, provenance)."""
+        record = {"study": self.name, "n_systems": n_systems, "seed": self.seed, "options": self.options,
+                  "data": self.data.describe() if self.data else None, "figures": self.figures,
+                  "wall_time_s": round(time.time() - self.started, 1), "results": results,
+                  "provenance": provenance("torch", "scikit-learn", "SALib", "xarray")}
+        header = f"# Study `{self.name}`" + (f" on {n_systems} systems" if n_systems is not None else "") + "\n\n"
+        write_text_atomic(self.out / "table.md", header + table_md.rstrip() + "\n")
+        write_json_atomic(self.out / "study.json", json.loads(json.dumps(record, default=_jsonable)))
+        return record
+
+
+def md_table(rows: Sequence[dict], columns: Sequence[str], fmt: dict[str, str] | None = None) -> str:
+    """A Markdown table of `rows` (dicts) over `columns`; numbers formatted by `fmt[column]` (default '.4f')."""
+    fmt = fmt or {}
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in
+                                                              range(len(columns))) + "|"]
+    for r in rows:
+        cells = []
+        for c in columns:
+            v = r.get(c, "")
+            if isinstance(v, (float, np.floating)):
+                cells.append(format(float(v), fmt.get(c, ".4f")) if np.isfinite(v) else "")
+            else:
+                cells.append(str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -81,6 +81,7 @@ def _write_predictions(sur, X, nc_path: Path, tsv_path: Path | None, extrapolate
 
     from mdsurrogate.io import atomic_path, guard_h5netcdf
     from mdsurrogate.simulation.system import INPUT_LONG_NAMES, INPUT_NAMES, INPUT_UNITS, N_GRID
+    from mdsurrogate.surrogate.ensemble import DERIVED_ATTRS, derived_profiles
 
     guard_h5netcdf()
     n = len(X)
@@ -98,12 +99,18 @@ def _write_predictions(sur, X, nc_path: Path, tsv_path: Path | None, extrapolate
         for name in outs:
             v = f.create_variable(name, ("system", "point"), "f8")
             v.attrs.update(units="M", coordinates="z")
+        # the MD's derived quantities of the mean profiles (`surrogate.ensemble.derived_profiles`)
+        derived_1d = ("sigma_s_effective", "decay_length")
+        for name in ("charge_density", "integrated_charge", *derived_1d):
+            v = f.create_variable(name, ("system",) if name in derived_1d else ("system", "point"), "f8")
+            v.attrs.update(DERIVED_ATTRS[name], **({} if name in derived_1d else {"coordinates": "z"}))
+        outs += ["charge_density", "integrated_charge"]
         f.attrs.update(surrogate=sur.name, weights_sha256=sur.card.get("weights", {}).get("sha256", "unsaved"),
                        n_members=len(sur.members), extrapolated=int(extrapolated))
         tsv = None
         if tsv_path is not None:
             tsv = stack.enter_context(open(stack.enter_context(atomic_path(tsv_path)), "w"))
-            tsv.write("\t".join(["system", "point", *INPUT_NAMES, "z", *outs]) + "\n")
+            tsv.write("\t".join(["system", "point", *INPUT_NAMES, "z", *outs, *derived_1d]) + "\n")
         for i in range(0, n, PREDICT_CHUNK):
             x = X[i:i + PREDICT_CHUNK]
             mean, std = sur.predict_mean_std(x, std=spread)
@@ -113,11 +120,15 @@ def _write_predictions(sur, X, nc_path: Path, tsv_path: Path | None, extrapolate
             cols = {"n_plus": mean[:, :N_GRID], "n_minus": mean[:, N_GRID:]}
             if spread:
                 cols.update(n_plus_std=std[:, :N_GRID], n_minus_std=std[:, N_GRID:])
+            derived = derived_profiles(x, z, cols["n_plus"], cols["n_minus"])
+            cols.update(charge_density=derived["charge_density"], integrated_charge=derived["integrated_charge"])
             for k, name in enumerate(INPUT_NAMES):
                 f.variables[name][i:i + len(x)] = x[:, k]
             f.variables["z"][i:i + len(x)] = z
             for name, arr in cols.items():
                 f.variables[name][i:i + len(x)] = arr
+            for name in derived_1d:
+                f.variables[name][i:i + len(x)] = derived[name]
             peak = max(peak, float(cols["n_plus"].max()))
             if first is None:
                 first = (x[:8], z[:8], {k: v[:8] for k, v in cols.items()})
@@ -125,7 +136,8 @@ def _write_predictions(sur, X, nc_path: Path, tsv_path: Path | None, extrapolate
                 rows = len(x) * N_GRID
                 block = np.column_stack([np.repeat(np.arange(i, i + len(x)), N_GRID), np.tile(np.arange(N_GRID),
                                          len(x)), *[np.repeat(x[:, k], N_GRID) for k in range(len(INPUT_NAMES))],
-                                         z.reshape(rows), *[cols[o].reshape(rows) for o in outs]])
+                                         z.reshape(rows), *[cols[o].reshape(rows) for o in outs],
+                                         *[np.repeat(derived[o], N_GRID) for o in derived_1d]])
                 np.savetxt(tsv, block, delimiter="\t", fmt=["%d", "%d"] + ["%.6g"] * (block.shape[1] - 2))
     return peak, first
 
@@ -371,8 +383,10 @@ def register(app: typer.Typer) -> None:
                                                                         f"default: only for <= {TSV_AUTO_MAX} "
                                                                         "systems)"),
     ) -> None:
-        """Predict density profiles with a saved surrogate; writes NetCDF, TSV and a PNG. Batches are predicted and
-        written in chunks of {chunk} systems, so memory stays bounded for any batch size."""
+        """Predict density profiles with a saved surrogate, with the MD's derived quantities of the mean profiles
+        (charge_density, integrated_charge, decay_length, sigma_s_effective); writes NetCDF, TSV and a PNG.
+        Batches are predicted and written in chunks of {chunk} systems, so memory stays bounded for any batch
+        size."""
         import warnings
 
         from mdsurrogate.io import BadPath, check_input, check_output, prefix_path

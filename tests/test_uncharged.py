@@ -325,3 +325,18 @@ def test_cli_simulates_the_uncharged_system_and_names_bad_options(tmp_path):
     ds = xr.load_dataset(out / "profiles.nc", engine="h5netcdf")
     assert ds.attrs["system_key"] == "Z_3_p_2_n_-1_d_0.7_a_0.7_c_0.3_i_0" and ds.attrs["z_p"] == 2
     assert Path(out / "summary.json").exists() and (out / "density_profile_cations.dat").exists()
+
+
+def test_campaign_spec_and_dataset_carry_the_uncharged_system(runs):
+    from mdsurrogate.campaign.spec import SpecError, load_spec, parse_spec
+    from mdsurrogate.dataset.core import from_runs, summary
+
+    spec = load_spec(Path(__file__).parents[1] / "campaigns" / "uncharged_multivalent.toml")
+    assert len(spec.runs) == 1000 and {r.inputs["z_p"] for r in spec.runs} == {1, 2, 3}
+    assert spec.runs[0].run_id == f"{system_key(spec.runs[0].inputs)}_s1"
+    with pytest.raises(SpecError, match=r"design\[0\].sigma_s"):
+        parse_spec({"campaign": {"system": "uncharged"}, "design": [{"type": "grid", "sigma_s": [0.0]}]})
+    ds = from_runs(list(runs.values()))
+    assert list(ds["z_p"].values) == [1, 3] and list(ds["z_n"].values) == [-1, -1]
+    assert ds.attrs["system_kind"] == "uncharged" and ds.sizes["point"] == N_GRID_UNCHARGED
+    assert summary(ds)["runs_per_value"]["z_p"] == {"1": 1, "3": 1}

@@ -4,6 +4,8 @@ A spec is a small file::
 
     [campaign]
     name = "demo"                 # used for the default output directory runs/campaigns/<name>
+    system = "charged"            # or "uncharged": kadupitiya2020's inputs h, c, z_p, z_n, d (its own grid and
+                                  # ranges, simulation.system.UNCHARGED_*; sobol/lhs need z_p and z_n in `fixed`)
     allow_outside_design = false  # true: points may leave the design ranges (physical limits still apply)
     reuse = ["data/part_*.nc"]    # datasets (glob patterns, relative to the working directory) whose runs
                                   # count as done: a run whose run_id is in one of them is not run again
@@ -75,11 +77,36 @@ from mdsurrogate.simulation.system import (
     DESIGN_RANGES,
     INPUT_NAMES,
     PAPER_GRID,
+    UNCHARGED_DESIGN_RANGES,
+    UNCHARGED_GRID,
+    UNCHARGED_INPUT_NAMES,
     ConfinedElectrolyte,
     InvalidInput,
+    UnchargedElectrolyte,
     grid_points,
     system_key,
+    uncharged_grid_points,
 )
+
+SYSTEM_KINDS = ("charged", "uncharged")
+
+
+@dataclass(frozen=True)
+class _Vocabulary:
+    """What a spec's designs refer to for one system kind."""
+
+    names: tuple[str, ...]
+    grid: dict
+    ranges: dict
+    points: Any  # grid_points-like
+    cls: Any
+
+
+_VOCABULARY = {
+    "charged": _Vocabulary(INPUT_NAMES, PAPER_GRID, DESIGN_RANGES, grid_points, ConfinedElectrolyte),
+    "uncharged": _Vocabulary(UNCHARGED_INPUT_NAMES, UNCHARGED_GRID, UNCHARGED_DESIGN_RANGES, uncharged_grid_points,
+                             UnchargedElectrolyte),
+}
 
 DESIGN_TYPES = ("grid", "random_subset", "sobol", "lhs", "list")
 CONTROL_KEYS = ("preset", "time_tau", "steps", "target_rel_error", "timeout_s", "seeds", "n_blocks", "overrides")
@@ -192,7 +219,10 @@ def parse_spec(raw: Any, source: str = "", default_name: str = "campaign") -> Ca
         raise SpecError("<root>", "a campaign spec must be a table/mapping")
     _check_keys(raw, ("campaign", "design", "exclude", "controls", "execution"), "")
     camp = _table(raw.get("campaign", {}), "campaign")
-    _check_keys(camp, ("name", "description", "directory", "allow_outside_design", "reuse"), "campaign")
+    _check_keys(camp, ("name", "description", "directory", "allow_outside_design", "reuse", "system"), "campaign")
+    kind = camp.get("system", "charged")
+    if kind not in SYSTEM_KINDS:
+        raise SpecError("campaign.system", f"must be one of {list(SYSTEM_KINDS)}, got {kind!r}")
     name = camp.get("name", default_name)
     if not isinstance(name, str) or not name or any(ch in name for ch in "/\\ "):
         raise SpecError("campaign.name", f"must be a non-empty string without '/', '\\' or spaces, got {name!r}")
@@ -218,10 +248,10 @@ def parse_spec(raw: Any, source: str = "", default_name: str = "campaign") -> Ca
         excludes = [excludes]
     if not isinstance(excludes, list):
         raise SpecError("exclude", "must be a list of [[exclude]] tables")
-    rules = [_exclusion(e, f"exclude[{i}]") for i, e in enumerate(excludes)]
+    rules = [_exclusion(e, f"exclude[{i}]", kind) for i, e in enumerate(excludes)]
     points: dict[str, dict[str, float]] = {}
     for i, block in enumerate(designs):
-        for p in expand_design(block, f"design[{i}]", allow, rules):
+        for p in expand_design(block, f"design[{i}]", allow, rules, kind):
             points.setdefault(system_key(p), p)
         if len(points) > MAX_SYSTEMS:
             raise SpecError(f"design[{i}]", f"the designs up to this block have {len(points)} systems; a campaign "
@@ -244,23 +274,26 @@ def parse_spec(raw: Any, source: str = "", default_name: str = "campaign") -> Ca
 # ---------------------------------------------------------------------------------------------- designs
 
 def expand_design(block: Any, where: str, allow_outside_design: bool = False,
-                  exclude: list[dict[str, tuple[float, ...]]] | None = None) -> list[dict[str, float]]:
-    """The points of one [[design]] block, validated (each becomes a ConfinedElectrolyte). A random subset is
-    drawn from the grid minus the exclusions, so that it has exactly n systems."""
+                  exclude: list[dict[str, tuple[float, ...]]] | None = None,
+                  kind: str = "charged") -> list[dict[str, float]]:
+    """The points of one [[design]] block, validated (each becomes a ConfinedElectrolyte, or an
+    UnchargedElectrolyte for kind="uncharged"). A random subset is drawn from the grid minus the exclusions, so
+    that it has exactly n systems."""
+    voc = _VOCABULARY[kind]
+    INPUT_NAMES, grid_points = voc.names, voc.points  # noqa: N806 - this kind's names, shadowing the charged ones
     block = _table(block, where)
-    kind = block.get("type")
-    if kind not in DESIGN_TYPES:
-        raise SpecError(f"{where}.type", f"must be one of {list(DESIGN_TYPES)}, got {kind!r}")
-    if kind == "grid":
+    if block.get("type") not in DESIGN_TYPES:
+        raise SpecError(f"{where}.type", f"must be one of {list(DESIGN_TYPES)}, got {block.get('type')!r}")
+    if block.get("type") == "grid":
         _check_keys(block, ("type", *INPUT_NAMES), where)
-        values = _grid_values(block, where)
+        values = _grid_values(block, where, kind)
         _check_grid_size(values, where, "a grid design")
         pts = grid_points(values)
-    elif kind == "random_subset":
+    elif block.get("type") == "random_subset":
         _check_keys(block, ("type", "n", "seed", "grid"), where)
         grid_table = _table(block.get("grid", {}), f"{where}.grid")
         _check_keys(grid_table, INPUT_NAMES, f"{where}.grid")
-        grid = _grid_values(grid_table, f"{where}.grid")
+        grid = _grid_values(grid_table, f"{where}.grid", kind)
         _check_grid_size(grid, f"{where}.grid", "the grid a random subset is drawn from")
         n = _positive_int(block.get("n"), f"{where}.n")
         _check_count(n, f"{where}.n")
@@ -271,9 +304,9 @@ def expand_design(block: Any, where: str, allow_outside_design: bool = False,
                                           "(after exclusions)")
         idx = np.sort(np.random.default_rng(seed).choice(len(full), size=n, replace=False))
         pts = [full[i] for i in idx]
-    elif kind in ("sobol", "lhs"):
+    elif block.get("type") in ("sobol", "lhs"):
         _check_keys(block, ("type", "n", "seed", "ranges", "fixed", "decimals"), where)
-        pts = _space_filling(block, where, kind)
+        pts = _space_filling(block, where, block["type"], voc)
     else:  # list
         _check_keys(block, ("type", "points"), where)
         raw_pts = block.get("points")
@@ -290,9 +323,9 @@ def expand_design(block: Any, where: str, allow_outside_design: bool = False,
     out = []
     for j, p in enumerate(pts):
         try:
-            sys_ = ConfinedElectrolyte(**p, allow_outside_design=allow_outside_design)
+            sys_ = voc.cls(**p, allow_outside_design=allow_outside_design)
         except InvalidInput as exc:
-            raise SpecError(f"{where}" + (f".points[{j}]" if kind == "list" else ""), str(exc)) from None
+            raise SpecError(f"{where}" + (f".points[{j}]" if block.get("type") == "list" else ""), str(exc)) from None
         out.append(sys_.inputs())
     return out
 
@@ -310,10 +343,11 @@ def _check_grid_size(values: dict[str, tuple[float, ...]], where: str, what: str
                                f"a campaign may have at most {MAX_SYSTEMS:,} systems")
 
 
-def _grid_values(block: dict, where: str) -> dict[str, tuple[float, ...]]:
+def _grid_values(block: dict, where: str, kind: str = "charged") -> dict[str, tuple[float, ...]]:
+    voc = _VOCABULARY[kind]
     values = {}
-    for k in INPUT_NAMES:
-        v = block.get(k, PAPER_GRID[k])
+    for k in voc.names:
+        v = block.get(k, voc.grid[k])
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             v = [v]
         if not isinstance(v, (list, tuple)) or not v:
@@ -322,7 +356,14 @@ def _grid_values(block: dict, where: str) -> dict[str, tuple[float, ...]]:
     return values
 
 
-def _space_filling(block: dict, where: str, kind: str) -> list[dict[str, float]]:
+def _space_filling(block: dict, where: str, kind: str, voc: _Vocabulary = _VOCABULARY["charged"]
+                   ) -> list[dict[str, float]]:
+    INPUT_NAMES, DESIGN_RANGES = voc.names, voc.ranges  # noqa: N806 - this system kind's names and ranges
+    if voc is _VOCABULARY["uncharged"]:
+        fixed_keys = _table(block.get("fixed", {}), f"{where}.fixed")
+        if not {"z_p", "z_n"} <= set(fixed_keys):
+            raise SpecError(f"{where}.fixed", "a sobol/lhs design of the uncharged system needs the valencies z_p "
+                                              "and z_n fixed (use a grid or random_subset to vary them)")
 
     n = _positive_int(block.get("n"), f"{where}.n")
     _check_count(n, f"{where}.n")
@@ -370,11 +411,11 @@ def _space_filling(block: dict, where: str, kind: str) -> list[dict[str, float]]
 
 # ---------------------------------------------------------------------------------------------- exclusions
 
-def _exclusion(rule: Any, where: str) -> dict[str, tuple[float, ...]]:
+def _exclusion(rule: Any, where: str, kind: str = "charged") -> dict[str, tuple[float, ...]]:
     rule = _table(rule, where)
     if not rule:
         raise SpecError(where, "an empty exclusion would remove every system")
-    _check_keys(rule, INPUT_NAMES, where)
+    _check_keys(rule, _VOCABULARY[kind].names, where)
     out = {}
     for k, v in rule.items():
         vals = v if isinstance(v, list) else [v]

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mdsurrogate.simulation.settings import RunControls
-from mdsurrogate.simulation.system import ConfinedElectrolyte
+from mdsurrogate.simulation.system import make_system
 
 DEFAULT_RUN_FN = "mdsurrogate.simulation.engine:simulate"
 MARKER_ENV = "MDSURROGATE_CAMPAIGN"
@@ -77,7 +77,7 @@ def run_task(task: dict) -> float:
     """Run one task in this process; returns its wall time. Raises whatever the run function raises."""
 
     fn = resolve(task.get("run_fn") or DEFAULT_RUN_FN)
-    system = ConfinedElectrolyte(**task["inputs"], allow_outside_design=task.get("allow_outside_design", False))
+    system = make_system(task["inputs"], allow_outside_design=task.get("allow_outside_design", False))
     controls = make_controls(task["controls"], seed=task["seed"], mpi_ranks=task.get("cores", 1))
     workdir = Path(task["workdir"])
     workdir.mkdir(parents=True, exist_ok=True)

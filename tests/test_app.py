@@ -133,7 +133,7 @@ class Page:
         self.context.close()
 
     def set(self, name: str, value) -> None:
-        box = self.page.locator(f".inp-{name} input")
+        box = self.page.locator(f".{name} input" if "-" in name else f".inp-{name} input")
         box.fill(str(value))
         box.press("Tab")
 
@@ -326,7 +326,10 @@ def test_two_sessions_do_not_see_each_other(browser, server):
         a.click(".btn-run")
         b.set_inputs(c=1.5)
         b.click(".btn-predict")  # B keeps working while A's MD runs
-        b.wait_source("ml_source")
+        try:
+            b.wait_source("ml_source")
+        except Exception:
+            raise AssertionError(f"B: {b.text('.status-line')!r} {b.text('.msg')!r}; A: {a.text('.status-line')!r}")
         assert "MD" not in b.text(".status-line")
         a.wait_status(r"MD done \(100 %\)", timeout=90)
         assert len(a.source("md_source")["z"]) == 502
@@ -342,3 +345,57 @@ def test_two_sessions_do_not_see_each_other(browser, server):
         a.close()
         b.close()
     assert not a.external and not b.external
+
+
+def test_auto_sweep_and_sensitivity(page):
+    """Auto answers from the dataset for a simulated system when the ML spread is above the bound, from ML when it
+    is below; the sweep and Sobol tabs plot what `analysis` computes."""
+    from mdsurrogate.analysis.sensitivity import sobol_indices
+    from mdsurrogate.analysis.sweeps import sweep
+    from mdsurrogate.app.core import data_dir
+    from mdsurrogate.surrogate import Surrogate
+
+    sur = Surrogate.load()
+    data = data_dir()
+    if data is not None and (data / "paper_subset_1000.nc").exists():
+        with xr.open_dataset(data / "paper_subset_1000.nc", engine="h5netcdf") as ds:
+            row = ds.isel(system=0)
+            inputs = {k: float(row[k]) for k in ("h", "c", "d_plus", "d_minus", "sigma_s")}
+            ref_n_plus = row["n_plus"].values
+        page.page.locator(".inp-asym input").check()
+        page.set_inputs(**inputs, bound=0.0001)
+        page.click(".btn-auto")
+        page.page.wait_for_function("() => Bokeh.documents[0].get_model_by_name('md_source').data.z.length > 0",
+                                    timeout=60_000)
+        assert "answered from the project's dataset" in page.text(".decision")
+        np.testing.assert_allclose(page.source("md_source")["n_plus"], ref_n_plus, rtol=1e-6)
+        page.set_inputs(bound=1.0)
+        page.click(".btn-auto")
+        page.page.wait_for_function("() => Bokeh.documents[0].get_model_by_name('md_source').data.z.length == 0")
+        assert "Auto answered with ML" in page.text(".decision")
+        page.page.locator(".inp-asym input").uncheck()
+    page.set_inputs(h=4.4, c=0.5, d_plus=0.415, sigma_s=-0.015)
+    page.tab("Sweep")
+    page.click(".btn-sweep")
+    page.page.wait_for_function("() => Bokeh.documents[0].get_model_by_name('sweep_decay') !== null", timeout=30_000)
+    got = page.source("sweep_decay")
+    ref = sweep(sur, {"h": 4.4, "c": 0.5, "d_plus": 0.415, "d_minus": 0.415, "sigma_s": -0.015}, "c",
+                np.linspace(0.1, 2.0, 6))
+    np.testing.assert_allclose(got["value"], ref["value"].values)
+    np.testing.assert_allclose(got["decay_length"], ref["decay_length"].values, rtol=1e-6)
+    page.tab("Sensitivity")
+    page.set_inputs(**{"sobol-n": 64})
+    page.page.locator(".sobol-z input").fill("-1.5")
+    page.page.locator(".sobol-z input").press("Tab")
+    page.page.wait_for_timeout(300)
+    page.click(".btn-sobol")
+    page.page.wait_for_function("() => Bokeh.documents[0].get_model_by_name('sobol_source') !== null", timeout=60_000)
+    got = page.source("sobol_source")
+    spec = {"h": 4.4, "c": 0.5, "d_plus": ("norm", 0.4, 0.01), "d_minus": ("norm", 0.6, 0.015), "sigma_s": -0.015}
+    with pytest.warns(Warning):
+        ref = sobol_indices(sur, spec, 64, 0, allow_extrapolation=True)
+    i = int(np.argmin(np.abs(ref["z"].values + 1.5)))
+    assert got["label"][0] == "d+ S1 n+"
+    assert got["value"][0] == pytest.approx(float(ref["S1_n_plus"].sel(input="d_plus").values[i]), rel=1e-6, abs=1e-9)
+    assert got["value"][-1] == pytest.approx(float(ref["ST_n_minus"].sel(input="d_minus").values[i]), rel=1e-6,
+                                             abs=1e-9)

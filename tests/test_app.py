@@ -121,6 +121,9 @@ class Page:
         self.page.route("**/*", self._route)
         self.page.goto(url)
         self.page.locator(".btn-predict button").wait_for(timeout=30_000)
+        # the document is synchronised with the server (events sent before that could be lost)
+        self.page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle",
+                                    timeout=30_000)
 
     def _route(self, route):
         if route.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")):

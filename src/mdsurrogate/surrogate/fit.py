@@ -11,6 +11,18 @@ from mdsurrogate.dataset import split_indices, system_groups, to_arrays, z_half_
 from mdsurrogate.surrogate.card import build_card
 from mdsurrogate.surrogate.ensemble import Surrogate
 
+#: Rows of each member's training history kept in the card (epoch, train loss, validation MSE, time).
+HISTORY_ROWS = 200
+
+
+def thin_history(history: list[dict], keep: int = HISTORY_ROWS) -> list[dict]:
+    """At most `keep` evenly spaced rows of a training history (first and last kept), numbers rounded to 6
+    significant digits: the loss curve every saved surrogate carries in its card."""
+    if len(history) > keep:
+        idx = np.unique(np.linspace(0, len(history) - 1, keep).round().astype(int))
+        history = [history[i] for i in idx]
+    return [{k: (int(v) if k == "epoch" else float(f"{v:.6g}")) for k, v in row.items()} for row in history]
+
 
 def fit_surrogate(ds: xr.Dataset, config=None, n_members: int = 5, n_test: int | float = 0.2, seed: int = 0,
                   name: str = "surrogate", description: str = "", checkpoint_dir: str | Path | None = None
@@ -40,7 +52,8 @@ def fit_surrogate(ds: xr.Dataset, config=None, n_members: int = 5, n_test: int |
     }
     metrics: dict = {}
     report: dict = {"members": [{"seed": r.config.seed, "best_epoch": r.best_epoch, "best_val_mse": r.best_val_mse,
-                                 "train_time_s": r.train_time_s} for r in results]}
+                                 "train_time_s": r.train_time_s, "history": thin_history(r.history)}
+                                for r in results]}
     sur = Surrogate(members=members, card={})
     sur.card = build_card(members, name=name, training_X=train.X, z_half_width=z_half_widths(ds.isel(system=tr)),
                           train_config=config.as_dict(), member_info=report["members"], training_data=training_data,

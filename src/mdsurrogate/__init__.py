@@ -1,7 +1,7 @@
 """mdsurrogate: learn molecular dynamics of soft materials.
 
-Pipeline stages (one sub-package each): simulation -> campaign -> dataset -> surrogate -> evaluation; the app and
-the cli on top; proxima (on-the-fly control) on its own. The names a notebook needs are importable from here
+Pipeline stages (one sub-package each): simulation -> campaign -> dataset -> surrogate -> evaluation -> analysis ->
+studies; the app and the cli on top; proxima (on-the-fly control) on its own. The names a notebook needs are importable from here
 (loaded on first use, so `import mdsurrogate` stays cheap)::
 
     from mdsurrogate import ConfinedElectrolyte, RunControls, simulate, from_runs, Surrogate
@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     # simulation
     "ConfinedElectrolyte": "mdsurrogate.simulation.system", "InvalidInput": "mdsurrogate.simulation.system",
+    "UnchargedElectrolyte": "mdsurrogate.simulation.system",
     "RunControls": "mdsurrogate.simulation.settings", "SimulationFailed": "mdsurrogate.simulation.settings",
     "simulate": "mdsurrogate.simulation.engine",
     "charge_density": "mdsurrogate.simulation.derived", "integrated_charge": "mdsurrogate.simulation.derived",
@@ -32,6 +33,8 @@ _EXPORTS = {
     # evaluation
     "evaluate_predictions": "mdsurrogate.evaluation.metrics", "success_rate": "mdsurrogate.evaluation.metrics",
     "score_surrogate": "mdsurrogate.evaluation.scoring",
+    # analysis
+    "sweep": "mdsurrogate.analysis.sweeps", "sobol_indices": "mdsurrogate.analysis.sensitivity",
     # proxima
     "ProximaCalculator": "mdsurrogate.proxima.calculator",
 }

@@ -16,6 +16,9 @@ from torch import nn
 from mdsurrogate.simulation.system import INPUT_NAMES, N_GRID, design_minmax
 
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU}
+#: The same functions applied in place (inference: no second activation buffer).
+INPLACE_ACTIVATIONS = {"relu": torch.relu_, "sigmoid": torch.sigmoid_, "tanh": torch.tanh_,
+                       "gelu": torch.nn.functional.gelu, "silu": lambda t: torch.nn.functional.silu(t, inplace=True)}
 OUTPUT_SCALINGS = ("none", "standard", "global")
 N_OUTPUTS = 2 * N_GRID
 
@@ -242,30 +245,46 @@ class StackedEnsemble(nn.Module):
     def forward_half(self, x: torch.Tensor) -> torch.Tensor:
         """(M, N, width of the last layer): the members' densities before mirroring."""
         h = ((x - self.x_min) / self.x_span).expand(self.n_members, *x.shape)
-        for layer, act in enumerate(self.acts):
-            h = act(torch.baddbmm(getattr(self, f"b{layer}"), h, getattr(self, f"w{layer}")))
+        for layer, act in enumerate(self.config.activations):
+            h = torch.baddbmm(getattr(self, f"b{layer}"), h, getattr(self, f"w{layer}"))
+            h = INPLACE_ACTIVATIONS[act](h)  # in place: no second (M, N, width) buffer
         y = torch.baddbmm(self.b_out, h, self.w_out)
         if self.config.output_activation == "relu":
             y = y.clamp_min_(0.0)
         return y
 
     def _full(self, y: torch.Tensor) -> torch.Tensor:
-        return y[..., self.mirror_index] if self.config.mirror else y
+        """[a+, a-] -> [a+, flip(a+), a-, flip(a-)] by four slice copies (an index gather is ~9x slower)."""
+        if not self.config.mirror:
+            return y
+        q = y.shape[-1] // 2
+        out = y.new_empty(*y.shape[:-1], 4 * q)
+        plus, minus = y[..., :q], y[..., q:]
+        out[..., :q] = plus
+        out[..., q:2 * q] = plus.flip(-1)
+        out[..., 2 * q:3 * q] = minus
+        out[..., 3 * q:] = minus.flip(-1)
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._full(self.forward_half(x))
 
     def mean_std(self, x: torch.Tensor, std: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Ensemble mean and spread (std, ddof 1; None for one member or std=False), (N, n_outputs) each.
+
+        One pass over the members' outputs, shifted by the first member's (no cancellation: the spread is small
+        next to the densities): d_k = y_k - y_0, mean = y_0 + sum d / M, var = (sum d^2 - (sum d)^2 / M) / (M - 1).
         Mirroring commutes with both, so it is applied once to the (N, P) results."""
         y = self.forward_half(x)
-        mean = y.mean(0)
+        M = self.n_members
+        if M == 1:
+            return self._full(y[0]), None
+        y0 = y[0]
+        d = torch.sub(y[1:], y0)
+        s1 = d.sum(0)
+        mean = torch.add(y0, s1, alpha=1.0 / M)
         spread = None
-        if std and self.n_members > 1:
-            # sum_k (y_k - mean)^2 member by member: torch's std/var over the leading dim of a (M, N, P) tensor
-            # is ~30x slower on CPU (51 ms vs 1.5 ms for 5 x 512 x 502, measured with torch 2.13)
-            acc = (y[0] - mean).square_()
-            for k in range(1, self.n_members):
-                acc.add_((y[k] - mean).square_())
-            spread = self._full(acc.div_(self.n_members - 1).sqrt_())
+        if std:
+            s2 = d.square_().sum(0)
+            spread = self._full(s2.sub_(s1.square_(), alpha=1.0 / M).div_(M - 1).clamp_min_(0.0).sqrt_())
         return self._full(mean), spread

@@ -1,0 +1,65 @@
+"""The fast inference path (StackedEnsemble: batched matmuls, in-place activations, one-pass mean and spread,
+mirroring by slice copies) equals the members one by one with torch's mean and std."""
+
+import numpy as np
+import pytest
+import torch
+
+from mdsurrogate.surrogate import load_surrogate
+from mdsurrogate.surrogate.models import NetworkConfig, ProfileNet, StackedEnsemble
+
+
+def reference(members, x):
+    """The plain way, in float64: every member's forward, then mean and std (ddof 1) over the members."""
+    with torch.inference_mode():
+        y = torch.stack([m(x) for m in members]).double()
+    return y.mean(0), y.std(0, correction=1)
+
+
+def random_inputs(n, seed=0):
+    rng = np.random.default_rng(seed)
+    lo = np.array([4.0, 0.1, 0.2, 0.2, -0.02])
+    hi = np.array([5.0, 2.0, 0.63, 0.63, -0.01])
+    return torch.from_numpy((lo + rng.random((n, 5)) * (hi - lo)).astype(np.float32))
+
+
+def test_shipped_ensemble_mean_and_spread_equal_the_plain_path():
+    sur = load_surrogate(None)
+    x = random_inputs(700)
+    mean_ref, std_ref = reference(sur.members, x)
+    with torch.inference_mode():
+        mean, std = sur.stacked().mean_std(x)
+        full = sur.stacked()(x)
+    tol = 1e-5 * float(mean_ref.abs().max())  # float32 rounding of densities up to ~10 M
+    np.testing.assert_allclose(mean.numpy(), mean_ref.numpy(), rtol=1e-5, atol=tol)
+    np.testing.assert_allclose(std.numpy(), std_ref.numpy(), rtol=1e-3, atol=tol)
+    np.testing.assert_allclose(full.double().mean(0).numpy(), mean_ref.numpy(), rtol=1e-5, atol=tol)
+    assert float(std_ref.max()) > 1e-3  # the spread is not trivially zero
+    # the numpy API path (batches, threads) gives the same
+    m2, s2 = sur.predict_mean_std(x.numpy())
+    np.testing.assert_allclose(m2, mean_ref.numpy(), rtol=1e-5, atol=tol)
+    np.testing.assert_allclose(s2, std_ref.numpy(), rtol=1e-3, atol=tol)
+
+
+@pytest.mark.parametrize("acts,mirror,out", [(("relu", "sigmoid"), False, "relu"), (("tanh", "gelu"), True, "linear"),
+                                             (("silu", "relu"), True, "relu")])
+def test_stacked_equals_members_for_every_activation_and_layout(acts, mirror, out):
+    torch.manual_seed(0)
+    cfg = NetworkConfig(hidden=(16, 24), activations=acts, dropout=0.0, output_activation=out, n_outputs=40,
+                        mirror=mirror)
+    members = [ProfileNet(cfg, y_shift=np.linspace(0, 1, 40), y_scale=np.full(40, 0.5)) for _ in range(3)]
+    for m in members:
+        m.eval()
+    x = random_inputs(33, seed=1)
+    mean_ref, std_ref = reference(members, x)
+    st = StackedEnsemble(members)
+    with torch.inference_mode():
+        mean, std = st.mean_std(x)
+        y = st(x)
+        one, none = StackedEnsemble(members[:1]).mean_std(x)
+    np.testing.assert_allclose(mean.numpy(), mean_ref.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(std.numpy(), std_ref.numpy(), rtol=1e-4, atol=1e-6)
+    with torch.inference_mode():
+        np.testing.assert_allclose(y.numpy(), torch.stack([m(x) for m in members]).numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(one.numpy(), members[0](x).numpy(), rtol=1e-5, atol=1e-6)
+    assert none is None

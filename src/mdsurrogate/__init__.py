@@ -1,8 +1,8 @@
 """mdsurrogate: learn molecular dynamics of soft materials.
 
 Pipeline stages (one sub-package each): simulation -> campaign -> dataset -> surrogate -> evaluation -> analysis ->
-studies; the app and the cli on top; proxima (on-the-fly control) on its own. The names a notebook needs are importable from here
-(loaded on first use, so `import mdsurrogate` stays cheap)::
+studies; the app and the cli on top; proxima (on-the-fly control) on its own. The names a notebook needs are
+importable from here (loaded on first use, so `import mdsurrogate` stays cheap)::
 
     from mdsurrogate import ConfinedElectrolyte, RunControls, simulate, from_runs, Surrogate
 """

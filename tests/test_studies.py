@@ -81,12 +81,34 @@ def test_runner_caches_tasks_and_resumes(tmp_path):
     assert rec["seed"] == 0 and (tmp_path / "out" / "table.md").read_text().startswith("# Study `demo` on 7")
 
 
+def _fail_on_two(value: int) -> dict:
+    if value == 2:
+        raise ValueError("bad value 2")
+    return {"value": value}
+
+
+def test_runner_keeps_every_success_when_a_task_fails(tmp_path):
+    run = _study("demo", tmp_path / "out", workers=2)
+    tasks = [(task_key("f", i), _fail_on_two, {"value": i}) for i in range(4)]
+    with pytest.raises(RuntimeError, match="1 of 4 tasks failed.*bad value 2"):
+        run.run_tasks("t", tasks)
+    cached = {p.stem for p in (tmp_path / "out" / "cache").glob("*.json")}
+    assert cached == {tasks[i][0] for i in (0, 1, 3)}
+
+
+def test_refused_study_leaves_no_folder(tmp_path, synth):
+    study = _study("ntrain", tmp_path / "never", synth)
+    with pytest.raises(ValueError, match="sizes must be in"):
+        ntrain.run(study, sizes=[1000], n_test=20)
+    assert not (tmp_path / "never").exists()
+
+
 def test_runner_refuses_foreign_folders(tmp_path):
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "mine.txt").write_text("keep")
     with pytest.raises(BadPath, match="not a study folder"):
         _study("ntrain", tmp_path / "notes")
-    _study("ntrain", tmp_path / "s")
+    _study("ntrain", tmp_path / "s").cached("k", lambda: {"x": 1})  # the first write marks the folder
     with pytest.raises(BadPath, match="holds the study 'ntrain'"):
         _study("separation", tmp_path / "s")
     assert (tmp_path / "notes" / "mine.txt").read_text() == "keep"
@@ -162,9 +184,11 @@ def test_separation_study_counts_and_net_speedup(tmp_path, synth):
     assert [r["N_test"] for r in rows] == [n_held, n_held - round(0.5 * n_held)]
     assert res["speedup"]["S_HPC"] == pytest.approx(2.0)
     assert res["speedup"]["t_seq_s"] == pytest.approx(float(np.median(ds["wall_time_s"].values)))
+    n0 = 120 - n_held
     for r in rows:
-        assert r["S'"] == pytest.approx(net_speedup_from_baseline(r["S_B"], 2.0, r["f"]))
-    assert rows[0]["S_B"] == pytest.approx(2.0 * 120 / rows[0]["N_train"])
+        assert r["S' eq. 10"] == pytest.approx(net_speedup_from_baseline(r["S_B"], 2.0, r["f"]))
+        assert r["S' this split"] == pytest.approx(2.0 * 120 / (n0 + r["f"] * n_held))  # runs actually needed
+    assert rows[0]["S_B"] == pytest.approx(2.0 * 120 / n0) and rows[0]["N_train"] == n0
 
 
 # -- speedup ---------------------------------------------------------------------------------------------------
@@ -293,6 +317,18 @@ def test_active_learning_study_runs_resumably(tmp_path, synth):
     assert len(files) == 6  # 3 rules x 2 rounds, each cached as it finished
     again = active_learning.run(_study("active-learning", tmp_path / "al", synth), **kw)
     assert again["results"]["curves"] == curves
+    longer = active_learning.run(_study("active-learning", tmp_path / "al", synth), **{**kw, "rounds": 2})
+    for rule, c in longer["results"]["curves"].items():  # a longer chain continues the cached one
+        assert c["n"] == [10, 20, 30] and c["E_mean"][:2] == curves[rule]["E_mean"]
+
+
+def test_softlabels_and_active_learning_refuse_bad_test_sizes(tmp_path, synth):
+    from mdsurrogate.studies import softlabels
+
+    with pytest.raises(ValueError, match="n_test must be in"):
+        softlabels.run(_study("softlabels", tmp_path / "a", synth), sizes=[10], n_test=-5)
+    with pytest.raises(ValueError, match="n_test must be in"):
+        active_learning.run(_study("active-learning", tmp_path / "b", synth), n_test=-5)
 
 
 def test_cli_lists_every_study():
@@ -308,7 +344,7 @@ def test_cli_refuses_bad_options_in_one_line(tmp_path, synth):
            "-o", str(tmp_path / "x"), "--sizes", "5,1000", "--n-test", "20"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode != 0 and "sizes must be in [2, 100]" in (r.stdout + r.stderr)
-    assert not (tmp_path / "x" / "study.json").exists()
+    assert not (tmp_path / "x").exists()
 
 
 def test_groups_are_systems(synth):

@@ -62,7 +62,12 @@ def _reference(path: Optional[Path], use: bool):
 
     if not use:
         return None
-    path = path or REFERENCE_DEFAULT
+    if path is None:
+        if not REFERENCE_DEFAULT.is_file():
+            typer.echo(f"note: the authors' reference data ({REFERENCE_DEFAULT}) is not here; no external test "
+                       "(give --reference PATH)", err=True)
+            return None
+        path = REFERENCE_DEFAULT
     try:
         return DataSource.of([path], option="--reference")
     except BadPath as exc:
@@ -333,8 +338,8 @@ def sensitivity(
     (kadupitiya2021 Fig. 8), SALib sampling and estimators, 1e6 surrogate evaluations per case."""
     from mdsurrogate.studies import sensitivity as mod
 
-    if not 16 <= n <= 2**24:
-        fail(f"--n must be in [16, {2**24}], got {n}")
+    if not 16 <= n <= 2**20:
+        fail(f"--n must be in [16, {2**20}] (memory: the bootstrap holds n x 100 counts), got {n}")
     sur = _surrogate(model)
     with RichProgress() as bar:
         study = _open("sensitivity", None, out, seed, {"n": n, "model": str(model) if model else "shipped"},

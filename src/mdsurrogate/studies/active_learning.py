@@ -70,9 +70,10 @@ def al_chain(data: DataSource, test_rows: list[int], pool_rows: list[int], rule:
     history = []
     for k in range(rounds + 1):
         path = Path(cache_dir) / f"{chain}-round{k}.json"
-        if path.is_file():
-            rec = json.loads(path.read_text())
-        else:
+        rec = json.loads(path.read_text()) if path.is_file() else None
+        if rec is not None and k < rounds and not rec["next"] and len(rec["labelled"]) < len(pool_rows):
+            rec = None  # cached as the last round of a shorter chain: its model must choose a next batch now
+        if rec is None:
             cfg = TrainConfig.from_dict({**config, "seed": int(seed * 100 + k)})
             sur, rep = fit_surrogate(ds.isel(system=np.asarray(labelled)), cfg, n_members=members, n_test=0,
                                      seed=seed * 100 + k, name="al")
@@ -80,7 +81,8 @@ def al_chain(data: DataSource, test_rows: list[int], pool_rows: list[int], rule:
                 test.Y, sur.predict_array(test.X).mean(axis=0), test.EPS).items()}
             taken = set(labelled)
             candidates = [r for r in pool_rows if r not in taken]
-            nxt = _select(rule, sur, X, labelled, candidates, batch, rng) if k < rounds else []
+            nxt = _select(rule, sur, X, labelled, candidates, batch, rng)  # also after the last round: a longer
+            # chain resumed from this one continues with it
             rec = {"round": k, "n": len(labelled), "labelled": labelled, "test": m, "next": nxt,
                    "train_time_s": float(sum(x["train_time_s"] for x in rep["members"]))}
             tmp = path.with_suffix(".tmp")
@@ -116,6 +118,10 @@ def run(study: StudyRun, rules: tuple[str, ...] = RULES, seeds: int = 5, start: 
             raise ValueError(f"rules must be among {RULES}, got {r!r}")
     if "random" not in rules:
         raise ValueError("rules must include 'random' (the reference)")
+    if not 1 <= n_test < n_sys:
+        raise ValueError(f"n_test must be in [1, {n_sys - 1}] for {n_sys} systems, got {n_test}")
+    if start < 2 or batch < 1 or rounds < 1 or seeds < 1:
+        raise ValueError(f"start must be >= 2, batch, rounds and seeds >= 1; got {start}, {batch}, {rounds}, {seeds}")
     if start + batch * rounds > n_sys - n_test:
         raise ValueError(f"start + batch x rounds = {start + batch * rounds} exceeds the pool of {n_sys - n_test}")
     if members < 2:

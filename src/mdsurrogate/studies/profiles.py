@@ -63,7 +63,7 @@ def run(study: StudyRun, sur=None, n_systems: int = 4) -> dict:
         raise ValueError("every system of the dataset was used to train this surrogate: give a dataset with "
                          "systems it has not seen")
     arrays = to_arrays(ds.isel(system=rows))
-    mean, std = sur.predict_mean_std(arrays.X)
+    mean, std = sur.predict_on_grid(arrays.X, arrays.Z)  # on the data's own bins (other datasets bin differently)
     picked = choose_systems(ds, rows, n_systems, study.seed)
     where = {int(r): i for i, r in enumerate(rows)}
     per = []

@@ -159,8 +159,12 @@ class StudyRun:
             raise ValueError(f"workers must be in [1, 64], got {self.workers}")
         if not 1 <= self.threads <= 256:
             raise ValueError(f"threads must be in [1, 256], got {self.threads}")
-        (self.out / "cache").mkdir(parents=True, exist_ok=True)
-        write_json_atomic(marker, {"study": self.name})
+
+    def _prepare(self) -> None:
+        """Create the folder and its marker at the first write (a study refused for its options leaves nothing)."""
+        if not (self.out / MARKER).is_file():
+            (self.out / "cache").mkdir(parents=True, exist_ok=True)
+            write_json_atomic(self.out / MARKER, {"study": self.name})
 
     # -- cached tasks ------------------------------------------------------------------------------------------
     def _cache_file(self, key: str) -> Path:
@@ -172,6 +176,7 @@ class StudyRun:
         if path.is_file():
             return json.loads(path.read_text())
         result = fn()
+        self._prepare()
         write_json_atomic(path, result)
         return result
 
@@ -190,6 +195,7 @@ class StudyRun:
         advance(len(tasks) - len(todo))
         if todo:
             self.progress.say(f"{description}: {len(tasks) - len(todo)} of {len(tasks)} cached, {len(todo)} to run")
+        self._prepare()
         if self.workers == 1 or len(todo) <= 1:
             _init_worker(self.threads)
             for key, fn, kw in todo:
@@ -197,14 +203,23 @@ class StudyRun:
                 write_json_atomic(self._cache_file(key), results[key])
                 advance(1)
         elif todo:
+            failed: list[tuple[str, BaseException]] = []
             with ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"), initializer=_init_worker,
                                      initargs=(self.threads,)) as pool:
                 futures = {pool.submit(fn, **kw): key for key, fn, kw in todo}
-                for fut in as_completed(futures):
+                for fut in as_completed(futures):  # every success is cached, even when another task fails
                     key = futures[fut]
-                    results[key] = fut.result()
+                    try:
+                        results[key] = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - reported below, after the others are kept
+                        failed.append((key, exc))
+                        continue
                     write_json_atomic(self._cache_file(key), results[key])
                     advance(1)
+            if failed:
+                key, exc = failed[0]
+                raise RuntimeError(f"{description}: {len(failed)} of {len(todo)} tasks failed (first: task {key}: "
+                                   f"{type(exc).__name__}: {exc}); the others are cached, rerun to retry") from exc
         return results
 
     # -- outputs -----------------------------------------------------------------------------------------------
@@ -212,6 +227,7 @@ class StudyRun:
         """Save a matplotlib figure as `<name>.png` (atomically) and close it."""
         import matplotlib.pyplot as plt  # noqa: PLC0415 - matplotlib
 
+        self._prepare()
         path = self.out / f"{name}.png"
         tmp = self.out / f".{name}.tmp.png"
         fig.savefig(tmp, dpi=130, bbox_inches="tight")
@@ -227,6 +243,7 @@ class StudyRun:
                   "data": self.data.describe() if self.data else None, "figures": self.figures,
                   "wall_time_s": round(time.time() - self.started, 1), "results": results,
                   "provenance": provenance("torch", "scikit-learn", "SALib", "xarray")}
+        self._prepare()
         header = f"# Study `{self.name}`" + (f" on {n_systems} systems" if n_systems is not None else "") + "\n\n"
         write_text_atomic(self.out / "table.md", header + table_md.rstrip() + "\n")
         write_json_atomic(self.out / "study.json", json.loads(json.dumps(record, default=_jsonable)))

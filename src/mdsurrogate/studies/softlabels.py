@@ -76,10 +76,12 @@ def run(study: StudyRun, sizes: list[int] | None = None, recipes: tuple[str, ...
     ds = study.data.load()
     groups = system_groups(inputs_array(ds))
     n_sys = int(np.unique(groups).size)
-    n_test = n_test or (200 if n_sys >= 1000 else max(1, n_sys // 5))
+    n_test = (200 if n_sys >= 1000 else max(1, n_sys // 5)) if n_test is None else n_test
+    if not 1 <= n_test < n_sys - 1:
+        raise ValueError(f"n_test must be in [1, {n_sys - 2}] for {n_sys} systems, got {n_test}")
     sizes = sorted(sizes or [n for n in (100, 300, 800) if n <= n_sys - n_test] or [n_sys - n_test])
-    if sizes[-1] > n_sys - n_test:
-        raise ValueError(f"sizes must be at most {n_sys - n_test} (systems left after the test set), got {sizes}")
+    if sizes[0] < 2 or sizes[-1] > n_sys - n_test:
+        raise ValueError(f"sizes must be in [2, {n_sys - n_test}] (systems left after the test set), got {sizes}")
     test_rows, trains = split_rows(groups, n_test, sizes, 1, study.seed)
     tasks, meta = [], {}
     for rname in recipes:

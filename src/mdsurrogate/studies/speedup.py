@@ -10,6 +10,7 @@ wall time of training the shipped surrogate (its card); t_p: one profile from th
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -17,7 +18,7 @@ import numpy as np
 from mdsurrogate.evaluation.speedup import baseline_speedup, net_speedup_from_baseline, s_hpc, speedup
 from mdsurrogate.simulation.settings import PRESETS, RunControls
 from mdsurrogate.simulation.system import ConfinedElectrolyte
-from mdsurrogate.studies.runner import StudyRun, md_table
+from mdsurrogate.studies.runner import StudyRun, md_table, task_key
 
 #: sun2023 section 3.1 (MD of confined electrolytes on their cluster) and Fig. 5 inset
 PAPER = {"t_seq_s": 24 * 3600.0, "t_train_s": 3.5 * 3600.0, "t_p_s": 0.3, "S_HPC": 7.0, "N_test": 500,
@@ -95,8 +96,8 @@ def run(study: StudyRun, sur=None, system: dict | None = None, steps: int | None
     tick = study.progress.task("MD timings", 4)
 
     def md(controls: RunControls, tag: str) -> float:
-        out = study.cached(f"md-{tag}-{electrolyte.key}-{controls.steps}-{controls.mpi_ranks}",
-                           lambda: {"wall_s": _timed_run(electrolyte, controls)})["wall_s"]
+        key = task_key("md", tag, electrolyte.inputs(), dataclasses.asdict(controls), study.seed)
+        out = study.cached(f"md-{tag}-{key}", lambda: {"wall_s": _timed_run(electrolyte, controls)})["wall_s"]
         tick(1)
         return out
 

@@ -7,6 +7,7 @@ import io
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -104,17 +105,36 @@ def test_app_command_refuses_bad_ports():
 
 
 def test_a_failed_run_reports_the_engine_reason(tmp_path):
-    import time
-
     from mdsurrogate.simulation.settings import RunControls
 
     controls = RunControls(steps=500, n_blocks=20, overrides={"block_steps": 20, "dt": 0.4})  # blows up
     job = core.MDJob(ConfinedElectrolyte(**{**BASE, "c": 0.1, "h": 4.0}), controls, tmp_path / "run").start()
-    t0 = time.monotonic()
-    while job.running():
-        assert time.monotonic() - t0 < 60
-        time.sleep(0.2)
+    _wait_until(lambda: not job.running(), 300, "the failing MD run never finished")
     st = job.state()
     assert st["status"] == "failed" and st["reason"] == "blowup" and "wall" in st["detail"]
     assert job.result() is None and "LAMMPS" in job.lammps_log()
-    assert core.marked_processes(job.run_id) == []
+    # the worker has exited; its LAMMPS processes may take a moment longer to be gone
+    _wait_until(lambda: core.marked_processes(job.run_id) == [], 10,
+                f"processes of the run never finished: {core.marked_processes(job.run_id)}")
+
+
+def _wait_until(done, timeout_s: float, message: str) -> None:
+    t0 = time.monotonic()
+    while not done():
+        if time.monotonic() - t0 > timeout_s:
+            pytest.fail(f"{message} (waited {timeout_s:g} s)")
+        time.sleep(0.2)
+
+
+def test_closing_all_sessions_ends_their_runs_and_removes_their_folders(tmp_path):
+    idle, busy, closed = core.Session(tmp_path), core.Session(tmp_path), core.Session(tmp_path)
+    closed.close()
+    assert idle in core.live_sessions() and busy in core.live_sessions() and closed not in core.live_sessions()
+    job = busy.start_md(ConfinedElectrolyte(**{**BASE, "c": 0.1, "h": 4.0}),
+                        core.run_controls(100000.0, 1, 1))
+    _wait_until(lambda: len(core.marked_processes(job.run_id)) >= 2, 300,
+                "the MD run never finished starting (worker and LAMMPS)")
+    assert core.close_all_sessions() >= 2
+    assert core.marked_processes(job.run_id) == [] and not job.running()
+    assert not idle.workdir.exists() and not busy.workdir.exists() and list(tmp_path.iterdir()) == []
+    assert idle not in core.live_sessions() and busy not in core.live_sessions()

@@ -87,16 +87,89 @@ def test_counts_follow_the_authors_rule_and_are_electroneutral(inputs, L, n_minu
 
 def test_key_carries_the_valencies_and_round_trips():
     s = UnchargedElectrolyte(3.2, 0.9, 3, -2, 0.65)
-    assert s.key() == "Z_3.2_p_3_n_-2_d_0.65_a_0.65_c_0.9_i_0"
+    assert s.key() == "Z_3.2_p_3_n_-2_d_0.65_a_0.65_c_0.9_i_0_uncharged"
     assert parse_uncharged_key(s.key()) == s.inputs() == {"h": 3.2, "c": 0.9, "z_p": 3, "z_n": -2, "d": 0.65}
     assert make_system(s.inputs()) == s
-    with pytest.raises(ValueError, match="monovalent"):
-        parse_key(s.key())  # the charged-wall parser keeps refusing multivalent keys
+    with pytest.raises(ValueError, match="uncharged-wall system"):
+        parse_key(s.key())  # the charged-wall parser refuses uncharged keys
     # the charged keys are unchanged
     c = ConfinedElectrolyte(4.4, 0.5, 0.415, 0.415, -0.015)
     assert c.key() == system_key(c.inputs()) == "Z_4.4_p_1_n_-1_d_0.415_a_0.415_c_0.5_i_-0.015"
     assert make_system(c.inputs()) == c and (c.z_p, c.z_n, c.kind) == (1, -1, "charged")
     assert len(uncharged_grid_points()) == 11 * 7 * 3 * 6
+
+
+def test_the_two_system_kinds_never_share_a_key():
+    # a charged system with sigma_s = 0 and d+ = d- has the authors' fields of the uncharged z_p = 1, z_n = -1 one
+    c = ConfinedElectrolyte(4.0, 0.5, 0.5, 0.5, 0.0, allow_outside_design=True)
+    u = UnchargedElectrolyte(4.0, 0.5, 1, -1, 0.5)
+    assert c.key() == "Z_4_p_1_n_-1_d_0.5_a_0.5_c_0.5_i_0"
+    assert u.key() == "Z_4_p_1_n_-1_d_0.5_a_0.5_c_0.5_i_0_uncharged"
+    assert parse_key(c.key()) == c.inputs() and parse_uncharged_key(u.key()) == u.inputs()
+    with pytest.raises(ValueError, match="uncharged-wall system"):
+        parse_key(u.key())
+    with pytest.raises(ValueError, match="not an uncharged-wall key"):
+        parse_uncharged_key(c.key())
+    assert system_key(u.inputs(), authors_spelling=True) == "Z_4_p_1_n_-1_d_0.5_a_0.5_c_0.5_i_0.0_uncharged"
+
+
+def _uncharged_dataset(n: int = 3) -> xr.Dataset:
+    from mdsurrogate.dataset.core import from_profiles
+    from mdsurrogate.simulation.system import uncharged_grid
+
+    records = []
+    for p in uncharged_grid_points()[:n]:
+        z = uncharged_grid(p["h"])
+        n_minus = np.full(len(z), p["c"])
+        records.append({"inputs": p, "z": z, "n_plus": n_minus * abs(p["z_n"]) / p["z_p"], "n_minus": n_minus,
+                        "n_plus_err": np.full(len(z), 0.01), "n_minus_err": np.full(len(z), 0.01)})
+    return from_profiles(records)
+
+
+def test_surrogate_path_refuses_uncharged_datasets_in_one_line(tmp_path):
+    from mdsurrogate.dataset import to_arrays, to_authors_pickle
+
+    ds = _uncharged_dataset()
+    message = r"^uncharged-wall datasets \(inputs h, c, z_p, z_n, d\) have no surrogate yet; [^\n]*$"
+    with pytest.raises(ValueError, match=message):
+        to_arrays(ds)
+    with pytest.raises(ValueError, match=r"^uncharged-wall datasets .* have no authors' pickle format yet"):
+        to_authors_pickle(ds, tmp_path / "x.pk")
+    assert not (tmp_path / "x.pk").exists()
+    path = tmp_path / "u.nc"
+    ds.to_netcdf(path, engine="h5netcdf")
+    res = CliRunner().invoke(app, ["train", str(path), "--out", str(tmp_path / "model"), "--members", "1",
+                                   "--epochs", "1"])
+    assert res.exit_code != 0 and "have no surrogate yet" in res.output and "d_plus" not in res.output.split(";")[0]
+
+
+def test_reuse_never_counts_a_charged_run_as_an_uncharged_one(tmp_path, monkeypatch):
+    from mdsurrogate.campaign.execute import run_campaign
+    from mdsurrogate.campaign.reuse import reused_runs
+    from mdsurrogate.campaign.spec import SpecError, parse_spec
+    from mdsurrogate.dataset import consolidate, load_dataset, save
+
+    monkeypatch.chdir(tmp_path)
+    controls = {"steps": 1000, "n_blocks": 4, "overrides": {"block_steps": 100}, "seeds": [1]}
+    charged = parse_spec({"campaign": {"name": "c", "allow_outside_design": True},
+                          "design": [{"type": "grid", "h": [4.0], "c": [0.5], "d_plus": 0.5, "d_minus": 0.5,
+                                      "sigma_s": 0.0}], "controls": controls})
+    run_campaign(charged, "s1", run_fn="mdsurrogate.campaign.synthetic:simulate")
+    consolidate("s1", "charged.nc")
+
+    def uncharged(reuse):
+        return parse_spec({"campaign": {"name": "u", "system": "uncharged", "reuse": [reuse]},
+                           "design": [{"type": "grid", "h": [4.0], "c": [0.5], "z_p": [1], "z_n": [-1], "d": [0.5]}],
+                           "controls": controls})
+
+    spec = uncharged("charged.nc")
+    assert charged.runs[0].run_id != spec.runs[0].run_id
+    assert reused_runs(spec) == {}
+    # a dataset whose run ids were made to look like the uncharged ones is still refused by its system kind
+    forged = load_dataset("charged.nc").assign_coords(run_id=("system", [spec.runs[0].run_id]))
+    save(forged, "forged.nc")
+    with pytest.raises(SpecError, match="campaign.reuse.*charged-wall system.*uncharged"):
+        reused_runs(uncharged("forged.nc"))
 
 
 # ---------------------------------------------------------------------------------------------- decks
@@ -195,7 +268,7 @@ def test_run_dataset_carries_the_valencies(runs):
             assert np.all(np.isfinite(ds[var].values))
         a = ds.attrs
         assert (a["z_p"], a["z_n"], a["d"], a["system_kind"]) == (zp, -1, 0.5, "uncharged")
-        assert a["system_key"] == f"Z_3_p_{zp}_n_-1_d_0.5_a_0.5_c_0.3_i_0"
+        assert a["system_key"] == f"Z_3_p_{zp}_n_-1_d_0.5_a_0.5_c_0.3_i_0_uncharged"
         assert "d_plus" not in a and "sigma_s" not in a  # not mistaken for a charged-wall run
 
 
@@ -323,7 +396,7 @@ def test_cli_simulates_the_uncharged_system_and_names_bad_options(tmp_path):
                               "0.3", "--d", "0.7", "--steps", "21700", "--out", str(out)])
     assert res.exit_code == 0, res.output
     ds = xr.load_dataset(out / "profiles.nc", engine="h5netcdf")
-    assert ds.attrs["system_key"] == "Z_3_p_2_n_-1_d_0.7_a_0.7_c_0.3_i_0" and ds.attrs["z_p"] == 2
+    assert ds.attrs["system_key"] == "Z_3_p_2_n_-1_d_0.7_a_0.7_c_0.3_i_0_uncharged" and ds.attrs["z_p"] == 2
     assert Path(out / "summary.json").exists() and (out / "density_profile_cations.dat").exists()
 
 

@@ -8,6 +8,7 @@ between sessions except read-only caches (the shipped surrogate, the project's d
 
 from __future__ import annotations
 
+import atexit
 import functools
 import glob
 import io
@@ -409,6 +410,29 @@ class Result:
                f"sigma={self.system.sigma_s:g}"
 
 
+#: Every session of this process not yet closed, so that a stopping server can cancel their MD runs and remove their
+#: folders (`close_all_sessions`): the runs live in their own process groups, out of reach of the server's signals.
+_LIVE_SESSIONS: set["Session"] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def live_sessions() -> list["Session"]:
+    with _LIVE_LOCK:
+        return list(_LIVE_SESSIONS)
+
+
+def close_all_sessions() -> int:
+    """Close every live session of this process (cancel its MD run, kill its processes, remove its folder); the
+    server calls it when it stops (Ctrl-C, SIGTERM, exit). Returns how many sessions it closed."""
+    sessions = live_sessions()
+    for session in sessions:
+        session.close()
+    return len(sessions)
+
+
+atexit.register(close_all_sessions)
+
+
 class Session:
     """The state of one browser session: its own work folder, MD job and results."""
 
@@ -420,6 +444,8 @@ class Session:
         self.history: list[Result] = []
         self.current: Result | None = None
         self._runs = 0
+        with _LIVE_LOCK:
+            _LIVE_SESSIONS.add(self)
 
     def start_md(self, system: ConfinedElectrolyte, controls: RunControls) -> MDJob:
         if self.job is not None and self.job.running():
@@ -433,6 +459,8 @@ class Session:
         self.history.append(result)
 
     def close(self, remove: bool = True) -> None:
+        with _LIVE_LOCK:
+            _LIVE_SESSIONS.discard(self)
         if self.job is not None and self.job.running():
             self.job.cancel()
         if remove:

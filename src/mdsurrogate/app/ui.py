@@ -486,7 +486,7 @@ class AppPage:
         self.sobol_z = pn.widgets.FloatInput(name="z (nm)", value=-1.5, step=0.1, css_classes=["sobol-z"])
         self.sobol_n = pn.widgets.IntInput(name="base samples N", value=512, start=16, end=65536,
                                            css_classes=["sobol-n"],
-                                           description="Saltelli base sample size (cost: N (2k + 2) surrogate calls)")
+                                           description="Saltelli base sample size (cost: N (k + 2) surrogate calls)")
         self.sobol_extrap = pn.widgets.Checkbox(
             name="allow extrapolation (the paper's D- ~ N(0.6, 0.015^2) draws past the 0.63 nm training range)",
             value=True, css_classes=["sobol-extrap"])

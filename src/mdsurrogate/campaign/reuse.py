@@ -17,6 +17,7 @@ import xarray as xr
 
 from mdsurrogate.campaign.spec import CampaignSpec, SpecError
 from mdsurrogate.simulation.settings import RunControls
+from mdsurrogate.simulation.system import system_kind
 
 META_KEY = "reuse"  # ledger meta: the spec's reuse patterns made absolute (JSON list), for consolidation
 
@@ -54,9 +55,10 @@ def reused_runs(spec: CampaignSpec, base: str | os.PathLike | None = None,
     """run_id -> dataset file for every run of `spec` found in its `reuse` datasets (files in `skip` ignored).
 
     Raises SpecError('campaign.reuse') when a file cannot be read or holds runs of the spec made under other
-    run controls."""
+    run controls or for the other system kind (charged or uncharged walls)."""
 
     wanted = {r.run_id for r in spec.runs}
+    kind = system_kind(spec.runs[0].inputs) if spec.runs else "charged"
     skipped = {Path(s).resolve() for s in skip}
     expect = expected_run_attrs(spec.controls)
     found: dict[str, Path] = {}
@@ -67,6 +69,10 @@ def reused_runs(spec: CampaignSpec, base: str | os.PathLike | None = None,
             with xr.open_dataset(path, engine="h5netcdf") as ds:
                 ids = [str(x) for x in ds["run_id"].values]
                 rows = [i for i, rid in enumerate(ids) if rid in wanted]
+                stored_kind = ds.attrs.get("system_kind", "charged")
+                if rows and stored_kind != kind:
+                    raise SpecError("campaign.reuse", f"{path} holds runs of the {stored_kind}-wall system (e.g. "
+                                                      f"{ids[rows[0]]}), the spec's are {kind}; it cannot be reused")
                 for name, value in expect.items():
                     if not rows:
                         break

@@ -45,9 +45,11 @@ def register(app: typer.Typer) -> None:
             workdir.mkdir(parents=True, exist_ok=True)
             os.environ["MDSURROGATE_APP_WORKDIR"] = str(workdir.resolve())
 
+        import signal
+
         import panel as pn
 
-        from mdsurrogate.app.core import shipped_surrogate
+        from mdsurrogate.app.core import close_all_sessions, shipped_surrogate
         from mdsurrogate.app.ui import create_app
 
         shipped_surrogate()  # load once before the first page
@@ -60,7 +62,17 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"mdsurrogate app: serving at {url} (Ctrl-C stops it)", err=False)
         if show:
             server.io_loop.add_callback(server.show, "/")
+
+        def terminate(signum, frame):  # SIGTERM: stop as Ctrl-C does, through the cleanup below
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, terminate)
         try:
             server.io_loop.start()
         except KeyboardInterrupt:
             typer.echo("stopped")
+        finally:
+            # the sessions' MD runs live in their own process groups: cancel them and remove the sessions' folders
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            close_all_sessions()

@@ -33,6 +33,14 @@ def input_names(ds: xr.Dataset) -> tuple[str, ...]:
     else INPUT_NAMES."""
     return UNCHARGED_INPUT_NAMES if "z_p" in ds.variables else INPUT_NAMES
 
+
+def refuse_uncharged(ds: xr.Dataset, what: str = "no surrogate yet") -> None:
+    """Raise a one-line ValueError for a dataset of the uncharged-wall system, which the surrogate path (and the
+    authors' pickle) does not support yet."""
+    if input_names(ds) == UNCHARGED_INPUT_NAMES:
+        raise ValueError(f"uncharged-wall datasets (inputs {', '.join(UNCHARGED_INPUT_NAMES)}) have {what}; "
+                         "only charged-wall datasets (inputs h, c, d_plus, d_minus, sigma_s) can be used here")
+
 #: The authors' stored standard errors are about 2.1x too large (their notebook); pass error_scale=1/2.1
 #: to use honest error bars. The default keeps the stored values (what the papers trained and scored with).
 AUTHORS_ERROR_OVERESTIMATE = 2.1
@@ -95,6 +103,7 @@ class Arrays:
 def to_arrays(ds: xr.Dataset) -> Arrays:
     """X (N, 5), Y = [n+, n-] (N, 2P), EPS like Y, Z (N, P) of a validated dataset."""
     validate_dataset(ds)
+    refuse_uncharged(ds)
     X = np.stack([ds[name].values.astype(float) for name in INPUT_NAMES], axis=1)
     Y = np.concatenate([ds["n_plus"].values, ds["n_minus"].values], axis=1).astype(float)
     EPS = np.concatenate([ds["n_plus_err"].values, ds["n_minus_err"].values], axis=1).astype(float)

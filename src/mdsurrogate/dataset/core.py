@@ -27,7 +27,7 @@ import xarray as xr
 from mdsurrogate.campaign.layout import ledger_path, result_readable
 from mdsurrogate.campaign.ledger import Ledger
 from mdsurrogate.campaign.reuse import META_KEY, reuse_paths, run_ids_in
-from mdsurrogate.dataset.arrays import input_names, validate_dataset
+from mdsurrogate.dataset.arrays import input_names, refuse_uncharged, validate_dataset
 from mdsurrogate.dataset.authors_pickle import dump_authors_pickle, load_authors_pickle
 from mdsurrogate.io import file_sha256, safe_name, write_netcdf_atomic, write_text_atomic
 from mdsurrogate.provenance import provenance
@@ -360,6 +360,7 @@ def from_authors_pickle(path: str | os.PathLike, error_scale: float = 1.0):
 
 def to_authors_pickle(ds, path: str | os.PathLike) -> Path:
     """Export to the authors' pickle format (one entry per system; replicas of a system are refused)."""
+    refuse_uncharged(ds, "no authors' pickle format yet (save them as NetCDF or export_tsv)")
     out: dict = {}
     source = ds["source_key"].values if "source_key" in ds else None
     for i in range(ds.sizes["system"]):

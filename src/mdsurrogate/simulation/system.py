@@ -207,16 +207,21 @@ KEY_PATTERN = re.compile(
 )
 
 
+#: Ends the key of every UnchargedElectrolyte, so that it never equals a charged key (a charged system with
+#: sigma_s = 0 and d+ = d- has the same authors' fields as the uncharged system with z_p = 1, z_n = -1).
+UNCHARGED_KEY_SUFFIX = "_uncharged"
+
+
 def system_key(inputs: dict[str, float], authors_spelling: bool = False) -> str:
     """The authors' key of a system, 'Z_{h}_p_1_n_-1_d_{d+}_a_{d-}_c_{c}_i_{sigma_s}' (for the inputs of an
-    UnchargedElectrolyte: 'Z_{h}_p_{z_p}_n_{z_n}_d_{d}_a_{d}_c_{c}_i_0').
+    UnchargedElectrolyte: 'Z_{h}_p_{z_p}_n_{z_n}_d_{d}_a_{d}_c_{c}_i_0_uncharged').
 
     Ours writes every number like '%g' ('Z_4.4_p_1_n_-1_d_0.415_a_0.415_c_1_i_-0.01'); with authors_spelling the
     numbers after h are Python floats as in the authors' files ('..._c_1.0_i_-0.01')."""
     num = (lambda x: repr(float(x))) if authors_spelling else (lambda x: f"{float(x):g}")
-    if system_kind(inputs) == "uncharged":  # 'Z_3_p_3_n_-1_d_0.5_a_0.5_c_0.9_i_0': valencies, one d, no wall charge
+    if system_kind(inputs) == "uncharged":  # 'Z_3_p_3_n_-1_d_0.5_a_0.5_c_0.9_i_0_uncharged': valencies, one d
         return (f"Z_{float(inputs['h']):g}_p_{int(inputs['z_p'])}_n_{int(inputs['z_n'])}_d_{num(inputs['d'])}"
-                f"_a_{num(inputs['d'])}_c_{num(inputs['c'])}_i_{num(0.0)}")
+                f"_a_{num(inputs['d'])}_c_{num(inputs['c'])}_i_{num(0.0)}{UNCHARGED_KEY_SUFFIX}")
     return (f"Z_{float(inputs['h']):g}_p_1_n_-1_d_{num(inputs['d_plus'])}_a_{num(inputs['d_minus'])}"
             f"_c_{num(inputs['c'])}_i_{num(inputs['sigma_s'])}")
 
@@ -224,6 +229,8 @@ def system_key(inputs: dict[str, float], authors_spelling: bool = False) -> str:
 def parse_key(key: str) -> dict[str, float]:
     """Inputs encoded in a system key (either spelling): {'h', 'c', 'd_plus', 'd_minus', 'sigma_s'}; valencies
     must be +1/-1."""
+    if key.endswith(UNCHARGED_KEY_SUFFIX):
+        raise ValueError(f"{key!r} is the key of an uncharged-wall system (parse_uncharged_key), not a charged one")
     m = KEY_PATTERN.match(key)
     if m is None:
         raise ValueError(f"not an authors' profile key: {key!r}")
@@ -330,7 +337,8 @@ class UnchargedElectrolyte:
         return {k: getattr(self, k) for k in UNCHARGED_INPUT_NAMES}
 
     def key(self) -> str:
-        """The authors' key with the valencies and a zero wall charge, e.g. 'Z_3_p_3_n_-1_d_0.5_a_0.5_c_0.9_i_0'."""
+        """The authors' key with the valencies, a zero wall charge and the suffix '_uncharged', e.g.
+        'Z_3_p_3_n_-1_d_0.5_a_0.5_c_0.9_i_0_uncharged'."""
         return system_key(self.inputs())
 
     @property
@@ -374,9 +382,12 @@ def make_system(inputs: dict, allow_outside_design: bool = False) -> "ConfinedEl
 
 
 def parse_uncharged_key(key: str) -> dict[str, float]:
-    """Inputs {'h', 'c', 'z_p', 'z_n', 'd'} of an uncharged-wall key ('Z_{h}_p_{z_p}_n_{z_n}_d_{d}_a_{d}_c_{c}_i_0',
-    `UnchargedElectrolyte.key`); the wall charge must be 0 and the two diameters equal."""
-    m = KEY_PATTERN.match(key)
+    """Inputs {'h', 'c', 'z_p', 'z_n', 'd'} of an uncharged-wall key
+    ('Z_{h}_p_{z_p}_n_{z_n}_d_{d}_a_{d}_c_{c}_i_0_uncharged', `UnchargedElectrolyte.key`); the key must end in
+    '_uncharged', the wall charge must be 0 and the two diameters equal."""
+    if not key.endswith(UNCHARGED_KEY_SUFFIX):
+        raise ValueError(f"not an uncharged-wall key (needs the suffix {UNCHARGED_KEY_SUFFIX!r}): {key!r}")
+    m = KEY_PATTERN.match(key[:-len(UNCHARGED_KEY_SUFFIX)])
     if m is None:
         raise ValueError(f"not an authors' profile key: {key!r}")
     if float(m["sigma_s"]) != 0.0 or float(m["d_plus"]) != float(m["d_minus"]):

@@ -154,13 +154,16 @@ def _profile_figure(study: StudyRun, ds, reference, tasks, meta, done) -> None:
         md = _md_profile(ds, x) or (_md_profile(ref, x) if ref is not None else None)
         if md is not None:
             ax.errorbar(md[0], md[1], yerr=md[2], fmt="s", ms=2, color="tab:blue", alpha=0.6, label="MD")
+        else:
+            ax.text(0.5, 0.5, "no MD of this system in the data", transform=ax.transAxes, ha="center", fontsize=8)
         for k, _, _ in tasks:
             m = meta[k]
             if m["holdout"] == name and m["f"] < 0.5 and "predictions" in done[k]:
                 p = done[k]["predictions"]
                 y = np.asarray(p["Y"][0])
                 ax.plot(np.asarray(p["z"][0]), y[: y.size // 2], lw=1.2, label=f"ANN, f = {100 * m['f']:g} %")
-        ax.set(title=f"held out {name}: system {x}", xlabel="z (nm)", ylabel="n+ (M)")
+        ax.set_title(f"held out {name}\nsystem {x}", fontsize=8)
+        ax.set(xlabel="z (nm)", ylabel="n+ (M)")
         ax.legend(fontsize=7)
     fig.suptitle("cation density of a held-out system (sun2023 Figs. 9b, 9d, 10b)")
     study.save_figure(fig, "figure_separation_profiles")

@@ -349,7 +349,7 @@ def test_two_sessions_do_not_see_each_other(browser, server):
             raise AssertionError(f"B: {b.text('.status-line')!r} {b.text('.msg')!r}; A: {a.text('.status-line')!r}")
         assert "MD" not in b.text(".status-line")
         a.wait_status(r"MD done \(100 %\)")
-        assert len(a.source("md_source")["z"]) == 502
+        assert len(a.wait_source("md_source", timeout=60_000)["z"]) == 502  # the plot data syncs after the status
         b.page.wait_for_timeout(500)
         assert b.source("md_source")["z"] == []
         a.tab("Previous runs")

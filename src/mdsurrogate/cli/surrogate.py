@@ -52,17 +52,19 @@ PREDICT_CHUNK = 1024
 TSV_AUTO_MAX = 100
 
 
-def _read_systems(path: Path):
-    """The systems of a batch file: a NetCDF with the five input variables, or a CSV/TSV table with those columns."""
+def _read_systems(path: Path, names: tuple[str, ...] | None = None):
+    """The systems of a batch file: a NetCDF with the five input variables (`names`, default the charged
+    system's), or a CSV/TSV table with those columns."""
     import pandas as pd
     import xarray as xr
 
     from mdsurrogate.simulation.system import INPUT_NAMES
 
+    names = INPUT_NAMES if names is None else names
     try:
         if path.suffix == ".nc":
             with xr.open_dataset(path, engine="h5netcdf") as f:
-                return {k: f[k].values for k in INPUT_NAMES if k in f}
+                return {k: f[k].values for k in names if k in f}
         lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
         if len(lines) < 2:
             raise ValueError("a header and no rows")
@@ -80,10 +82,11 @@ def _write_predictions(sur, X, nc_path: Path, tsv_path: Path | None, extrapolate
     import numpy as np
 
     from mdsurrogate.io import atomic_path, guard_h5netcdf
-    from mdsurrogate.simulation.system import INPUT_LONG_NAMES, INPUT_NAMES, INPUT_UNITS, N_GRID
     from mdsurrogate.surrogate.ensemble import DERIVED_ATTRS, derived_profiles
 
     guard_h5netcdf()
+    schema = sur.schema
+    INPUT_NAMES, N_GRID = schema.input_names, schema.n_points  # noqa: N806 - the system's names and points
     n = len(X)
     spread = len(sur.members) > 1
     peak, first = 0.0, None
@@ -92,8 +95,8 @@ def _write_predictions(sur, X, nc_path: Path, tsv_path: Path | None, extrapolate
         f = stack.enter_context(h5netcdf.File(nc_tmp, "w"))
         f.dimensions = {"system": n, "point": N_GRID}
         for name in INPUT_NAMES:
-            v = f.create_variable(name, ("system",), "f8")
-            v.attrs.update(units=INPUT_UNITS[name], long_name=INPUT_LONG_NAMES[name])
+            v = f.create_variable(name, ("system",), "i8" if name in schema.integer_inputs else "f8")
+            v.attrs.update(units=schema.units[name], long_name=schema.long_names[name])
         f.create_variable("z", ("system", "point"), "f8").attrs["units"] = "nm"
         outs = ["n_plus", "n_minus"] + (["n_plus_std", "n_minus_std"] if spread else [])
         for name in outs:
@@ -105,7 +108,8 @@ def _write_predictions(sur, X, nc_path: Path, tsv_path: Path | None, extrapolate
             v = f.create_variable(name, ("system",) if name in derived_1d else ("system", "point"), "f8")
             v.attrs.update(DERIVED_ATTRS[name], **({} if name in derived_1d else {"coordinates": "z"}))
         outs += ["charge_density", "integrated_charge"]
-        f.attrs.update(surrogate=sur.name, weights_sha256=sur.card.get("weights", {}).get("sha256", "unsaved"),
+        f.attrs.update(surrogate=sur.name, system_kind=schema.kind,
+                       weights_sha256=sur.card.get("weights", {}).get("sha256", "unsaved"),
                        n_members=len(sur.members), extrapolated=int(extrapolated))
         tsv = None
         if tsv_path is not None:
@@ -120,10 +124,10 @@ def _write_predictions(sur, X, nc_path: Path, tsv_path: Path | None, extrapolate
             cols = {"n_plus": mean[:, :N_GRID], "n_minus": mean[:, N_GRID:]}
             if spread:
                 cols.update(n_plus_std=std[:, :N_GRID], n_minus_std=std[:, N_GRID:])
-            derived = derived_profiles(x, z, cols["n_plus"], cols["n_minus"])
+            derived = derived_profiles(x, z, cols["n_plus"], cols["n_minus"], schema)
             cols.update(charge_density=derived["charge_density"], integrated_charge=derived["integrated_charge"])
             for k, name in enumerate(INPUT_NAMES):
-                f.variables[name][i:i + len(x)] = x[:, k]
+                f.variables[name][i:i + len(x)] = np.round(x[:, k]) if name in schema.integer_inputs else x[:, k]
             f.variables["z"][i:i + len(x)] = z
             for name, arr in cols.items():
                 f.variables[name][i:i + len(x)] = arr
@@ -142,7 +146,7 @@ def _write_predictions(sur, X, nc_path: Path, tsv_path: Path | None, extrapolate
     return peak, first
 
 
-def _plot_predictions(first, name: str, path: Path) -> None:
+def _plot_predictions(first, name: str, path: Path, names: tuple[str, ...] | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -151,10 +155,11 @@ def _plot_predictions(first, name: str, path: Path) -> None:
     from mdsurrogate.io import atomic_path
 
     x, z, cols = first
+    short = {"d_plus": "d+", "d_minus": "d-", "sigma_s": "s"}
+    names = ("h", "c", "d_plus", "d_minus", "sigma_s") if names is None else names
     fig, ax = plt.subplots(figsize=(6, 4))
     for j in range(len(x)):
-        h, c, dp, dm, s = x[j]
-        label = f"h={h:g}, c={c:g}, d+={dp:g}, d-={dm:g}, s={s:g}"
+        label = ", ".join(f"{short.get(k, k)}={v:g}" for k, v in zip(names, x[j]))
         for var, ls in (("n_plus", "-"), ("n_minus", "--")):
             line, = ax.plot(z[j], cols[var][j], ls, lw=1.2,
                             label=f"{'n+' if var == 'n_plus' else 'n-'} {label}" if j < 4 else None)
@@ -372,10 +377,18 @@ def register(app: typer.Typer) -> None:
         d_plus: Optional[float] = typer.Option(None, "--d-plus", help="cation diameter (nm)"),
         d_minus: Optional[float] = typer.Option(None, "--d-minus", help="anion diameter (nm)"),
         sigma_s: Optional[float] = typer.Option(None, "--sigma-s", help="surface charge density (C/m^2, < 0)"),
+        system: Optional[str] = typer.Option(None, help="'charged' (walls of charge sigma_s, the default) or "
+                                                         "'uncharged' (kadupitiya2020: --zp, --zn, --d); default: "
+                                                         "the --model's kind"),
+        zp: Optional[int] = typer.Option(None, "--zp", help="cation valency (uncharged system)"),
+        zn: Optional[int] = typer.Option(None, "--zn", help="anion valency, negative (uncharged system)"),
+        d: Optional[float] = typer.Option(None, "--d", help="ion diameter (nm; uncharged system)"),
         inputs: Optional[Path] = typer.Option(None, "--input", "-i",
                                               help="batch of systems: CSV/TSV with columns h,c,d_plus,d_minus,"
-                                                   "sigma_s or a NetCDF with those variables"),
-        model: Optional[Path] = typer.Option(None, help="saved surrogate directory (default: the shipped one)"),
+                                                   "sigma_s (uncharged: h,c,z_p,z_n,d) or a NetCDF with those "
+                                                   "variables"),
+        model: Optional[Path] = typer.Option(None, help="saved surrogate directory (default: the shipped one of "
+                                                        "--system)"),
         out: Path = typer.Option(Path("prediction"), "--out", "-o", help="output prefix: PREFIX.nc/.tsv/.png"),
         allow_extrapolation: bool = typer.Option(False, help="predict outside the training ranges (warns)"),
         plot: bool = typer.Option(True, help="write PREFIX.png (the first 8 systems)"),
@@ -390,16 +403,35 @@ def register(app: typer.Typer) -> None:
         import warnings
 
         from mdsurrogate.io import BadPath, check_input, check_output, prefix_path
-        from mdsurrogate.surrogate.card import load_surrogate
+        from mdsurrogate.surrogate.card import SurrogateLoadError, load_surrogate
         from mdsurrogate.surrogate.ensemble import inputs_to_array
 
-        single = dict(h=h, c=c, d_plus=d_plus, d_minus=d_minus, sigma_s=sigma_s)
+        if system not in (None, "charged", "uncharged"):
+            _fail(f"--system must be 'charged' or 'uncharged', got {system!r}")
+        charged_opts = dict(d_plus=d_plus, d_minus=d_minus, sigma_s=sigma_s)
+        uncharged_opts = dict(z_p=zp, z_n=zn, d=d)
+        flag = {"z_p": "--zp", "z_n": "--zn"}
+        if system is None and model is None and any(v is not None for v in uncharged_opts.values()):
+            _fail("--zp, --zn and --d belong to the uncharged system: add --system uncharged")
+        try:  # the surrogate first: its kind decides the inputs (--system, else the model's, else charged)
+            sur = load_surrogate(model, system=system)
+        except (SurrogateLoadError, ValueError) as exc:
+            _fail(str(exc))
+        kind = sur.system_kind
+        other = {k: v for k, v in (uncharged_opts if kind == "charged" else charged_opts).items() if v is not None}
+        if other:
+            _fail(f"{', '.join(flag.get(k, '--' + k.replace('_', '-')) for k in other)} belong to the "
+                  f"{'uncharged' if kind == 'charged' else 'charged'} system; this surrogate is of the {kind}-wall "
+                  f"system (inputs {', '.join(sur.schema.input_names)})")
+        single = dict(h=h, c=c, **(charged_opts if kind == "charged" else uncharged_opts))
         if inputs is not None and any(v is not None for v in single.values()):
-            _fail("give either --input or the five --h/--c/--d-plus/--d-minus/--sigma-s options, not both")
+            _fail(f"give either --input or the five {'/'.join(flag.get(k, '--' + k.replace('_', '-')) for k in single)}"
+                  " options, not both")
         if inputs is None:
             missing = [k for k, v in single.items() if v is None]
             if missing:
-                _fail(f"missing {', '.join('--' + m.replace('_', '-') for m in missing)} (or use --input)")
+                _fail(f"missing {', '.join(flag.get(m, '--' + m.replace('_', '-')) for m in missing)} "
+                      "(or use --input)")
         known = (".nc", ".tsv", ".png")
         try:
             paths = {ext: prefix_path(out, ext, known) for ext in known}
@@ -407,11 +439,10 @@ def register(app: typer.Typer) -> None:
                 check_input(inputs, "--input")
             for ext, path in paths.items():
                 check_output(path, "--out", inputs=[inputs, model])
-            src = _read_systems(inputs) if inputs is not None else single
-            X = inputs_to_array(src)
+            src = _read_systems(inputs, sur.schema.input_names) if inputs is not None else single
+            X = inputs_to_array(src, sur.schema)
             if len(X) == 0:
                 raise ValueError(f"--input: {inputs} has no systems")
-            sur = load_surrogate(model)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 extrapolated = sur.check_inputs(X, allow_extrapolation)
@@ -427,7 +458,7 @@ def register(app: typer.Typer) -> None:
             _fail(str(exc))
         written = [str(paths[".nc"])] + ([str(paths[".tsv"])] if write_tsv else [])
         if plot:
-            _plot_predictions(first, sur.name, paths[".png"])
+            _plot_predictions(first, sur.name, paths[".png"], sur.schema.input_names)
             written.append(str(paths[".png"]))
         typer.echo(f"predicted {len(X)} profile(s) (max n+ {peak:.3f} M); wrote {', '.join(written)}")
 
@@ -489,7 +520,7 @@ def register(app: typer.Typer) -> None:
             pred, _ = sur.predict_on_grid(arr.X, arr.Z, std=False)
         except ValueError as exc:
             _fail(str(exc))
-        metrics = evaluate_predictions(arr.Y, pred, arr.EPS)
+        metrics = evaluate_predictions(arr.Y, pred, arr.EPS, n_interface=sur.schema.n_interface)
         a_j = success_rate_per_system(arr.Y, pred, arr.EPS)
         _metrics_table(f"{sur.name} on {data.name} ({len(arr)} systems, split={split})", {"ensemble": metrics})
         worst = np.argsort(a_j)[:3]

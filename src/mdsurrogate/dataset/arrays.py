@@ -25,6 +25,8 @@ from mdsurrogate.simulation.system import (
     UNCHARGED_INPUT_UNITS,
     UNCHARGED_PHYSICAL_LIMITS,
     UNCHARGED_PHYSICAL_VALENCIES,
+    SystemSchema,
+    system_schema,
 )
 
 
@@ -34,9 +36,14 @@ def input_names(ds: xr.Dataset) -> tuple[str, ...]:
     return UNCHARGED_INPUT_NAMES if "z_p" in ds.variables else INPUT_NAMES
 
 
+def dataset_schema(ds: xr.Dataset) -> SystemSchema:
+    """The learning problem (`SystemSchema`) of a dataset's system kind (`input_names`)."""
+    return system_schema("uncharged" if input_names(ds) == UNCHARGED_INPUT_NAMES else "charged")
+
+
 def refuse_uncharged(ds: xr.Dataset, what: str = "no surrogate yet") -> None:
-    """Raise a one-line ValueError for a dataset of the uncharged-wall system, which the surrogate path (and the
-    authors' pickle) does not support yet."""
+    """Raise a one-line ValueError for a dataset of the uncharged-wall system, where a path (the authors' pickle)
+    does not support it."""
     if input_names(ds) == UNCHARGED_INPUT_NAMES:
         raise ValueError(f"uncharged-wall datasets (inputs {', '.join(UNCHARGED_INPUT_NAMES)}) have {what}; "
                          "only charged-wall datasets (inputs h, c, d_plus, d_minus, sigma_s) can be used here")
@@ -86,7 +93,8 @@ def validate_dataset(ds: xr.Dataset) -> None:
 
 @dataclass(frozen=True)
 class Arrays:
-    """Model-ready arrays: X (N, 5) inputs in INPUT_NAMES order, Y (N, 2P') = [n+, n-], EPS like Y, Z (N, P')."""
+    """Model-ready arrays: X (N, 5) inputs in the order of the dataset's `input_names` (INPUT_NAMES, or
+    UNCHARGED_INPUT_NAMES with the valencies as floats), Y (N, 2P') = [n+, n-], EPS like Y, Z (N, P')."""
 
     X: np.ndarray
     Y: np.ndarray
@@ -101,10 +109,10 @@ class Arrays:
 
 
 def to_arrays(ds: xr.Dataset) -> Arrays:
-    """X (N, 5), Y = [n+, n-] (N, 2P), EPS like Y, Z (N, P) of a validated dataset."""
+    """X (N, 5), Y = [n+, n-] (N, 2P), EPS like Y, Z (N, P) of a validated dataset of either system kind (X in
+    the order of `input_names(ds)`: h, c, d_plus, d_minus, sigma_s or h, c, z_p, z_n, d)."""
     validate_dataset(ds)
-    refuse_uncharged(ds)
-    X = np.stack([ds[name].values.astype(float) for name in INPUT_NAMES], axis=1)
+    X = np.stack([ds[name].values.astype(float) for name in input_names(ds)], axis=1)
     Y = np.concatenate([ds["n_plus"].values, ds["n_minus"].values], axis=1).astype(float)
     EPS = np.concatenate([ds["n_plus_err"].values, ds["n_minus_err"].values], axis=1).astype(float)
     return Arrays(X, Y, EPS, ds["z"].values.astype(float))
@@ -133,7 +141,8 @@ def regrid_profiles(Y: np.ndarray, z_from: np.ndarray, z_to: np.ndarray) -> np.n
 
 
 def z_half_widths(ds: xr.Dataset) -> dict[float, float]:
-    """{h: half-width of the stored z grid} over the dataset (the grid spans [-a(h), a(h)] with 502 points)."""
+    """{h: half-width of the stored z grid} over the dataset (the grid spans [-a(h), a(h)]: 502 points of the
+    authors' bins for the charged system, 150 points over exactly [-h/2, h/2] for the uncharged one)."""
     out: dict[float, float] = {}
     for h, z in zip(ds["h"].values, ds["z"].values):
         a = float(max(-z[0], z[-1]))

@@ -18,8 +18,9 @@ def score_surrogate(sur: Surrogate, test: Arrays) -> dict:
     """Metrics of the ensemble mean (`test_ensemble`), the mean over members (`test_member_mean`) and the success
     rate A_j of every test system (`test_A_j`) against the MD labels and error bars of `test`."""
     pred = sur.predict_array(test.X)
-    metrics: dict = {"test_ensemble": evaluate_predictions(test.Y, pred.mean(axis=0), test.EPS)}
-    per_member = [evaluate_predictions(test.Y, p, test.EPS) for p in pred]
+    k = sur.schema.n_interface  # 50 of 502 points (the papers), 15 of 150 for the uncharged system
+    metrics: dict = {"test_ensemble": evaluate_predictions(test.Y, pred.mean(axis=0), test.EPS, n_interface=k)}
+    per_member = [evaluate_predictions(test.Y, p, test.EPS, n_interface=k) for p in pred]
     metrics["test_member_mean"] = {k: float(np.mean([m[k] for m in per_member])) for k in per_member[0]}
     metrics["test_A_j"] = success_rate_per_system(test.Y, pred.mean(axis=0), test.EPS).tolist()
     metrics["units"] = "E, E_I/E_B in M; MSE in M^2; A = success rate (kadupitiya2021 eq. 10)"

@@ -393,3 +393,70 @@ def parse_uncharged_key(key: str) -> dict[str, float]:
     if float(m["sigma_s"]) != 0.0 or float(m["d_plus"]) != float(m["d_minus"]):
         raise ValueError(f"not an uncharged-wall key (needs i_0 and d = a): {key!r}")
     return {"h": float(m["h"]), "c": float(m["c"]), "z_p": int(m["zp"]), "z_n": int(m["zn"]), "d": float(m["d_plus"])}
+
+
+# ---------------------------------------------------------------------------------------------- learning problems
+
+@dataclass(frozen=True)
+class SystemSchema:
+    """The learning problem of one system kind, as the surrogate stage sees it: the inputs (names in network order,
+    units, long names, design ranges the inputs are min-max scaled over, physical limits that extrapolation never
+    crosses, which are integer valencies), the profile grid (points per ion species, the z rule) and the interface
+    width of the papers' E_I/E_B metrics. Two instances: CHARGED_SCHEMA and UNCHARGED_SCHEMA (`system_schema`)."""
+
+    kind: str
+    input_names: tuple[str, ...]
+    units: dict[str, str]
+    long_names: dict[str, str]
+    design_ranges: dict[str, tuple[float, float]]
+    physical_limits: dict[str, tuple[float, float]]
+    n_points: int
+    #: 'a_table': z = linspace(-a(h), a(h), n_points), a(h) from the training grids (the authors' bins, not
+    #: exactly h/2); 'half_h': z = linspace(-h/2, h/2, n_points) (`uncharged_grid`).
+    z_rule: str
+    integer_inputs: tuple[str, ...] = ()
+    #: Points at each end of a profile in the interface set I of sun2023 eqs. 6-7 (50 of 502: about 10 %).
+    n_interface: int = 50
+
+    @property
+    def n_outputs(self) -> int:
+        """Network outputs: n+ then n-, n_points each."""
+        return 2 * self.n_points
+
+    def design_minmax(self) -> tuple[np.ndarray, np.ndarray]:
+        """(min, max) over the design ranges in input order (the networks' input scaling)."""
+        lo = np.array([self.design_ranges[k][0] for k in self.input_names], dtype=float)
+        hi = np.array([self.design_ranges[k][1] for k in self.input_names], dtype=float)
+        return lo, hi
+
+    def valencies(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(z_p, z_n) per row of X (N, n_inputs): the inputs z_p, z_n, or +1/-1 for a system without them."""
+        X = np.atleast_2d(np.asarray(X, dtype=float))
+        if "z_p" in self.input_names:
+            return X[:, self.input_names.index("z_p")], X[:, self.input_names.index("z_n")]
+        return np.ones(len(X)), -np.ones(len(X))
+
+    def describe(self) -> str:
+        """'h, c, z_p, z_n, d (h in nm, ...)': the inputs with their units, for messages."""
+        return f"{', '.join(self.input_names)} ({', '.join(f'{k} in {self.units[k]}' for k in self.input_names)})"
+
+
+CHARGED_SCHEMA = SystemSchema(
+    kind="charged", input_names=INPUT_NAMES, units=INPUT_UNITS, long_names=INPUT_LONG_NAMES,
+    design_ranges=DESIGN_RANGES, physical_limits=PHYSICAL_LIMITS, n_points=N_GRID, z_rule="a_table")
+UNCHARGED_SCHEMA = SystemSchema(
+    kind="uncharged", input_names=UNCHARGED_INPUT_NAMES, units=UNCHARGED_INPUT_UNITS, long_names=UNCHARGED_LONG_NAMES,
+    design_ranges={**UNCHARGED_DESIGN_RANGES,
+                   **{k: (float(min(v)), float(max(v))) for k, v in UNCHARGED_VALENCIES.items()}},
+    physical_limits={**UNCHARGED_PHYSICAL_LIMITS,
+                     **{k: (float(min(v)), float(max(v))) for k, v in UNCHARGED_PHYSICAL_VALENCIES.items()}},
+    n_points=N_GRID_UNCHARGED, z_rule="half_h", integer_inputs=("z_p", "z_n"), n_interface=15)
+SYSTEM_SCHEMAS: dict[str, SystemSchema] = {s.kind: s for s in (CHARGED_SCHEMA, UNCHARGED_SCHEMA)}
+
+
+def system_schema(kind: str | None = None) -> SystemSchema:
+    """The SystemSchema of a system kind ('charged', 'uncharged'; None: 'charged')."""
+    kind = "charged" if kind is None else kind
+    if kind not in SYSTEM_SCHEMAS:
+        raise ValueError(f"unknown system kind {kind!r}; known: {sorted(SYSTEM_SCHEMAS)}")
+    return SYSTEM_SCHEMAS[kind]

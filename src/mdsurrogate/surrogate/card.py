@@ -1,8 +1,10 @@
 """A saved surrogate: a directory with the weights (safetensors, never a pickle) and a JSON card.
 
-card.json holds the inputs and their design and training ranges, the output grid, the architecture and training
-recipe, the training data provenance, test metrics, library versions and the sha256 of the weights file.
-`load_surrogate` checks all of it and refuses a corrupted or mismatched directory with a clear message.
+card.json holds the system kind (`system_kind`; a card without it is of the charged-wall system, as the cards saved
+before the uncharged system existed), the inputs and their design and training ranges, the output grid, the
+architecture and training recipe, the training data provenance, test metrics, library versions and the sha256 of
+the weights file. `load_surrogate` checks all of it and refuses a corrupted or mismatched directory with a clear
+message.
 """
 
 from __future__ import annotations
@@ -20,14 +22,7 @@ import numpy as np
 
 from mdsurrogate.io import file_sha256
 from mdsurrogate.provenance import provenance
-from mdsurrogate.simulation.system import (
-    DESIGN_RANGES,
-    INPUT_LONG_NAMES,
-    INPUT_NAMES,
-    INPUT_UNITS,
-    N_GRID,
-    PHYSICAL_LIMITS,
-)
+from mdsurrogate.simulation.system import SYSTEM_SCHEMAS, system_schema
 from mdsurrogate.surrogate.ensemble import Surrogate, default_surrogate_path
 
 CARD_FILE = "card.json"
@@ -44,19 +39,25 @@ class SurrogateLoadError(ValueError):
 def build_card(members: list, *, name: str, training_X: np.ndarray, z_half_width: dict[float, float],
                train_config: dict, member_info: list[dict], training_data: dict, metrics: dict,
                description: str = "") -> dict:
-    """The card of a new surrogate; training ranges are the min/max of the inputs it was trained on."""
-    ranges = {name_: (float(training_X[:, i].min()), float(training_X[:, i].max()))
-              for i, name_ in enumerate(INPUT_NAMES)}
+    """The card of a new surrogate of the members' system kind; training ranges are the min/max of the inputs it was
+    trained on."""
+    schema = members[0].config.schema
+    names, p = schema.input_names, schema.n_points
+    ranges = {name_: (float(training_X[:, i].min()), float(training_X[:, i].max())) for i, name_ in enumerate(names)}
+    rule = ("z = linspace(-a(h), a(h), 502); a(h) linear in h through these points" if schema.z_rule == "a_table"
+            else f"z = linspace(-h/2, h/2, {p}) (the training grids' h and half widths are listed)")
     return {
         "format": CARD_FORMAT,
         "format_version": CARD_VERSION,
         "name": name,
         "description": description,
-        "inputs": [{"name": k, "long_name": INPUT_LONG_NAMES[k], "unit": INPUT_UNITS[k],
-                    "design_range": list(DESIGN_RANGES[k]), "training_range": list(ranges[k])} for k in INPUT_NAMES],
-        "outputs": {"variables": ["n_plus", "n_minus"], "units": "M", "n_points": N_GRID,
-                    "layout": "network output y[0:502] = n_plus, y[502:1004] = n_minus on the z grid",
-                    "z_grid": {"rule": "z = linspace(-a(h), a(h), 502); a(h) linear in h through these points",
+        "system_kind": schema.kind,
+        "inputs": [{"name": k, "long_name": schema.long_names[k], "unit": schema.units[k],
+                    "design_range": list(schema.design_ranges[k]), "training_range": list(ranges[k])}
+                   for k in names],
+        "outputs": {"variables": ["n_plus", "n_minus"], "units": "M", "n_points": p,
+                    "layout": f"network output y[0:{p}] = n_plus, y[{p}:{2 * p}] = n_minus on the z grid",
+                    "z_grid": {"rule": rule,
                                "h": list(z_half_width), "half_width": list(z_half_width.values())}},
         "architecture": members[0].config.as_dict(),
         "n_members": len(members),
@@ -127,24 +128,30 @@ def validate_card(card: dict) -> None:
     Raises ValueError naming the entry."""
     if not isinstance(card.get("name", ""), str):
         raise ValueError("name must be a string")
+    kind = card.get("system_kind", "charged")
+    if not isinstance(kind, str) or kind not in SYSTEM_SCHEMAS:
+        raise ValueError(f"system_kind must be one of {sorted(SYSTEM_SCHEMAS)}, got {str(kind)[:40]!r}")
+    schema = system_schema(kind)
+    names, n_points = schema.input_names, schema.n_points
     inputs = card.get("inputs")
     if not isinstance(inputs, list) or [d.get("name") if isinstance(d, dict) else None for d in inputs] != list(
-            INPUT_NAMES):
-        raise ValueError(f"inputs must list {list(INPUT_NAMES)} in this order")
+            names):
+        raise ValueError(f"inputs must list {list(names)} in this order (system_kind {kind!r})")
     for d in inputs:
         k = d["name"]
         design = _number_pair(d.get("design_range"), f"inputs.{k}.design_range")
-        if not np.allclose(design, DESIGN_RANGES[k], rtol=0, atol=1e-9):
-            raise ValueError(f"inputs.{k}.design_range {list(design)} is not the design range {DESIGN_RANGES[k]}")
+        if not np.allclose(design, schema.design_ranges[k], rtol=0, atol=1e-9):
+            raise ValueError(f"inputs.{k}.design_range {list(design)} is not the design range "
+                             f"{schema.design_ranges[k]}")
         lo, hi = _number_pair(d.get("training_range"), f"inputs.{k}.training_range")
-        plo, phi = PHYSICAL_LIMITS[k]
+        plo, phi = schema.physical_limits[k]
         if not plo <= lo <= hi <= phi:
             raise ValueError(f"inputs.{k}.training_range [{lo}, {hi}] must be an interval inside the physical "
-                             f"limits [{plo}, {phi}] {INPUT_UNITS[k]}")
+                             f"limits [{plo}, {phi}] {schema.units[k]}")
     outputs = card.get("outputs")
     if not isinstance(outputs, dict) or outputs.get("variables") != ["n_plus", "n_minus"] \
-            or outputs.get("n_points") != N_GRID:
-        raise ValueError(f"outputs must be n_plus and n_minus on {N_GRID} points")
+            or outputs.get("n_points") != n_points:
+        raise ValueError(f"outputs must be n_plus and n_minus on {n_points} points (system_kind {kind!r})")
     grid = outputs.get("z_grid", {})
     hs, aw = grid.get("h", []), grid.get("half_width", [])
     if (not isinstance(hs, list) or not isinstance(aw, list) or len(hs) != len(aw) or len(hs) > 1000
@@ -160,8 +167,11 @@ def validate_card(card: dict) -> None:
     if (not isinstance(hidden, list) or not 1 <= len(hidden) <= 16
             or not all(isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= 65536 for w in hidden)):
         raise ValueError(f"architecture.hidden must be 1-16 integer widths in [1, 65536], got {hidden!r}")
-    if arch.get("n_inputs") != len(INPUT_NAMES) or arch.get("n_outputs") != 2 * N_GRID:
-        raise ValueError(f"architecture must map {len(INPUT_NAMES)} inputs to {2 * N_GRID} outputs")
+    if arch.get("n_inputs") != len(names) or arch.get("n_outputs") != schema.n_outputs:
+        raise ValueError(f"architecture must map {len(names)} inputs to {schema.n_outputs} outputs "
+                         f"(system_kind {kind!r})")
+    if arch.get("system", "charged") != kind:
+        raise ValueError(f"architecture.system {arch.get('system')!r} is not the card's system_kind {kind!r}")
     n = card.get("n_members")
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 256:
         raise ValueError(f"n_members must be an integer in [1, 256], got {n!r}")
@@ -174,18 +184,26 @@ def validate_card(card: dict) -> None:
         raise ValueError("weights.file must be a file name in the surrogate directory")
 
 
-def load_surrogate(directory: str | Path | None = None, device: str = "cpu") -> Surrogate:
-    """Load and verify a saved surrogate (default: the one shipped in the package): the card's schema, the weights'
-    sha256, the card-weights binding, every tensor's shape against the architecture (checked before anything is
-    allocated) and that every weight is finite."""
+def load_surrogate(directory: str | Path | None = None, device: str = "cpu", system: str | None = None
+                   ) -> Surrogate:
+    """Load and verify a saved surrogate (default: the one shipped in the package for `system`, 'charged' unless
+    given): the card's schema, the weights' sha256, the card-weights binding, every tensor's shape against the
+    architecture (checked before anything is allocated) and that every weight is finite. With `system`, a
+    surrogate of the other system kind is refused."""
     import torch  # noqa: PLC0415
     from safetensors import SafetensorError, safe_open  # noqa: PLC0415
     from safetensors.torch import load_file  # noqa: PLC0415
 
     from mdsurrogate.surrogate.models import NetworkConfig, ProfileNet  # noqa: PLC0415 - torch
 
-    directory = default_surrogate_path() if directory is None else Path(directory)
+    if system is not None and system not in SYSTEM_SCHEMAS:
+        raise SurrogateLoadError(f"unknown system kind {system!r}; known: {sorted(SYSTEM_SCHEMAS)}")
+    shipped = directory is None
+    directory = default_surrogate_path(system or "charged") if shipped else Path(directory)
     card_path = directory / CARD_FILE
+    if shipped and not card_path.is_file():
+        raise SurrogateLoadError(f"no {system}-wall surrogate ships with this mdsurrogate yet; train one "
+                                 "(docs/surrogate.md) and load it by its directory (CLI: --model DIR)")
     if not directory.is_dir():
         raise SurrogateLoadError(f"{directory}: no such surrogate directory")
     if not card_path.is_file():
@@ -207,6 +225,10 @@ def load_surrogate(directory: str | Path | None = None, device: str = "cpu") -> 
         config = NetworkConfig.from_dict(card["architecture"])
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise SurrogateLoadError(f"{card_path}: invalid card: {exc}") from None
+    kind = card.get("system_kind", "charged")
+    if system is not None and kind != system:
+        raise SurrogateLoadError(f"{directory}: a surrogate of the {kind}-wall system (inputs "
+                                 f"{', '.join(system_schema(kind).input_names)}), not of the {system}-wall system")
     weights, n_members = card["weights"], card["n_members"]
     wpath = directory / weights.get("file", WEIGHTS_FILE)
     if not wpath.is_file():

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from mdsurrogate.dataset import split_indices, system_groups, to_arrays, z_half_widths
+from mdsurrogate.dataset.arrays import dataset_schema
 from mdsurrogate.surrogate.card import build_card
 from mdsurrogate.surrogate.ensemble import Surrogate
 
@@ -30,10 +32,14 @@ def fit_surrogate(ds: xr.Dataset, config=None, n_members: int = 5, n_test: int |
     """Train a deep ensemble on a random training split of `ds` (sun2023 random splitting, replicas kept together)
     and return (Surrogate with card, report); the card lists the train and test systems, report["split"] their
     rows. n_test = 0 trains on every system. Scoring on the test split is the evaluation stage's
-    (`evaluation.scoring.fit_and_score` does both)."""
+    (`evaluation.scoring.fit_and_score` does both). The system kind is the dataset's (`dataset_schema`): the
+    network's inputs, input scaling and outputs follow it (`NetworkConfig.for_system`), the card records it."""
     from mdsurrogate.surrogate.training import default_config, train_ensemble  # noqa: PLC0415 - torch
 
     config = default_config() if config is None else config
+    kind = dataset_schema(ds).kind
+    if config.network.system != kind:
+        config = dataclasses.replace(config, network=config.network.for_system(kind))
     arrays = to_arrays(ds)
     if n_test:
         tr, te = split_indices(system_groups(arrays.X), n_test, seed=seed)

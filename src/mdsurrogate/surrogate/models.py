@@ -3,17 +3,20 @@
 Paper network: 5 -> 256 (ReLU) -> dropout 0.1 -> 512 (sigmoid) -> dropout 0.1 -> 1004 (ReLU), Glorot-normal
 weights, inputs min-max scaled to [0, 1] over the design ranges. Widths, depth and activations are configurable.
 Scaling lives inside the module as buffers, so a saved state holds everything needed to predict from raw inputs.
+The same network serves either system kind (`simulation.system.SystemSchema`): `NetworkConfig.system` names the
+kind, whose inputs, design ranges (the input scaling) and profile points fix n_inputs and n_outputs
+(`NetworkConfig.for_system`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
 from torch import nn
 
-from mdsurrogate.simulation.system import INPUT_NAMES, N_GRID, design_minmax
+from mdsurrogate.simulation.system import INPUT_NAMES, N_GRID, SystemSchema, system_schema
 
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU}
 #: The same functions applied in place (inference: no second activation buffer).
@@ -38,6 +41,7 @@ class NetworkConfig:
     n_inputs: int = len(INPUT_NAMES)
     n_outputs: int = N_OUTPUTS
     mirror: bool = False  # predict half of each profile and mirror it about z = 0 (equal walls)
+    system: str = "charged"  # the system kind (`SystemSchema`): its design ranges scale the inputs
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(w) for w in self.hidden))
@@ -54,8 +58,18 @@ class NetworkConfig:
             raise ValueError(f"output_activation must be 'relu' or 'linear', got {self.output_activation!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        system_schema(self.system)  # raises for an unknown kind (the card checks the sizes against the kind)
         if self.mirror and self.n_outputs % 4:
             raise ValueError(f"mirror needs n_outputs divisible by 4 (two even profiles), got {self.n_outputs}")
+
+    @property
+    def schema(self) -> SystemSchema:
+        return system_schema(self.system)
+
+    def for_system(self, kind: str) -> "NetworkConfig":
+        """This architecture for the system kind `kind` (its n_inputs, n_outputs and input scaling)."""
+        schema = system_schema(kind)
+        return replace(self, system=kind, n_inputs=len(schema.input_names), n_outputs=schema.n_outputs)
 
     @property
     def n_network_outputs(self) -> int:
@@ -96,13 +110,14 @@ def output_scaling(Y: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 class ProfileNet(nn.Module):
-    """MLP from the five raw inputs to the 1004 densities [n+(z_1..502), n-(z_1..502)] in molar."""
+    """MLP from the five raw inputs to the densities [n+(z_1..P), n-(z_1..P)] in molar (P = 502 for the charged
+    system, 150 for the uncharged one; inputs min-max scaled over the design ranges of `config.system`)."""
 
     def __init__(self, config: NetworkConfig, x_min: np.ndarray | None = None, x_max: np.ndarray | None = None,
                  y_shift: np.ndarray | None = None, y_scale: np.ndarray | None = None) -> None:
         super().__init__()
         self.config = config
-        lo, hi = design_minmax() if x_min is None else (np.asarray(x_min), np.asarray(x_max))
+        lo, hi = config.schema.design_minmax() if x_min is None else (np.asarray(x_min), np.asarray(x_max))
         span = np.where(hi > lo, hi - lo, 1.0)
         P = config.n_outputs
         self.register_buffer("x_min", torch.as_tensor(lo, dtype=torch.float32))

@@ -146,8 +146,10 @@ def test_the_electroneutrality_check_fails_for_an_undertrained_ensemble():
 def test_cli_trains_on_an_uncharged_dataset_and_predicts(tmp_path):
     runner = CliRunner()
     model = tmp_path / "model"
-    res = runner.invoke(app, ["train", str(DATA), "--out", str(model), "--members", "1", "--epochs", "200"])
+    res = runner.invoke(app, ["train", str(DATA), "--out", str(model), "--members", "1", "--epochs", "200",
+                              "--baselines"])
     assert res.exit_code == 0, res.output
+    assert "random test split (6 systems)" in res.output and "polynomial (degree 4)" in res.output
     assert json.loads((model / "card.json").read_text())["system_kind"] == "uncharged"
     args = ["predict", "--system", "uncharged", "--h", "3.0", "--c", "0.5", "--zp", "2", "--zn", "-1", "--d", "0.7"]
     res = runner.invoke(app, [*args, "--model", str(model), "-o", str(tmp_path / "p")])

@@ -211,6 +211,7 @@ def register(app: typer.Typer) -> None:
         import torch
 
         from mdsurrogate.dataset import load_dataset, split_indices, system_groups, to_arrays
+        from mdsurrogate.dataset.arrays import dataset_schema
         from mdsurrogate.evaluation.scoring import fit_and_score
         from mdsurrogate.io import BadPath, check_input, check_output
         from mdsurrogate.surrogate.search import apply_params
@@ -244,6 +245,8 @@ def register(app: typer.Typer) -> None:
                 config = dataclasses.replace(config, batch_size=None if batch_size == 0 else batch_size)
             if epochs is not None:
                 config = dataclasses.replace(config, max_epochs=epochs)
+            schema = dataset_schema(ds)  # the dataset's system kind: its inputs, outputs and input scaling
+            config = dataclasses.replace(config, network=config.network.for_system(schema.kind))
             if search:
                 from mdsurrogate.surrogate.search import DEFAULT_SEARCH_GRID, PAPER_SEARCH_GRID, grid_search
 
@@ -269,7 +272,8 @@ def register(app: typer.Typer) -> None:
                 from mdsurrogate.evaluation.baselines import run_baselines
                 arr = to_arrays(ds)
                 tr, te = split_indices(system_groups(arr.X), test_fraction, seed=seed)
-                for row in run_baselines(arr.X[tr], arr.Y[tr], arr.X[te], arr.Y[te], arr.EPS[te], seed=seed):
+                for row in run_baselines(arr.X[tr], arr.Y[tr], arr.X[te], arr.Y[te], arr.EPS[te], seed=seed,
+                                         schema=schema):
                     rows[row.pop("model")] = row
             _metrics_table(f"random test split ({sur.card['training_data']['n_test']} systems)", rows)
 

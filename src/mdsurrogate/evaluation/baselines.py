@@ -19,35 +19,37 @@ from sklearn.svm import SVR
 from sklearn.tree import DecisionTreeRegressor
 
 from mdsurrogate.evaluation.metrics import evaluate_predictions
-from mdsurrogate.simulation.system import design_minmax
+from mdsurrogate.simulation.system import CHARGED_SCHEMA, SystemSchema
 
 
-def _scaler():
-    lo, hi = design_minmax()
+def _scaler(schema: SystemSchema = CHARGED_SCHEMA):
+    lo, hi = schema.design_minmax()
     return FunctionTransformer(lambda X: (np.asarray(X, float) - lo) / (hi - lo))
 
 
-def baseline_models(seed: int = 0) -> dict[str, Callable[[], object]]:
+def baseline_models(seed: int = 0, schema: SystemSchema = CHARGED_SCHEMA) -> dict[str, Callable[[], object]]:
     """Factories of the papers' baselines: polynomial (degree 4), kernel ridge (rbf, gamma 0.1), SVR (rbf, C 100,
-    epsilon 0.1), decision tree (depth 4), random forest (depth 4, 25 trees)."""
+    epsilon 0.1), decision tree (depth 4), random forest (depth 4, 25 trees); inputs min-max scaled over the design
+    ranges of the schema's system (default the charged one)."""
 
     return {
-        "polynomial (degree 4)": lambda: make_pipeline(_scaler(), PolynomialFeatures(4), LinearRegression()),
-        "kernel ridge (rbf, gamma 0.1)": lambda: make_pipeline(_scaler(), KernelRidge(kernel="rbf", gamma=0.1)),
-        "SVR (rbf, C 100, eps 0.1)": lambda: make_pipeline(_scaler(), MultiOutputRegressor(
+        "polynomial (degree 4)": lambda: make_pipeline(_scaler(schema), PolynomialFeatures(4), LinearRegression()),
+        "kernel ridge (rbf, gamma 0.1)": lambda: make_pipeline(_scaler(schema), KernelRidge(kernel="rbf", gamma=0.1)),
+        "SVR (rbf, C 100, eps 0.1)": lambda: make_pipeline(_scaler(schema), MultiOutputRegressor(
             SVR(kernel="rbf", C=100.0, epsilon=0.1))),
-        "decision tree (depth 4)": lambda: make_pipeline(_scaler(), DecisionTreeRegressor(max_depth=4,
+        "decision tree (depth 4)": lambda: make_pipeline(_scaler(schema), DecisionTreeRegressor(max_depth=4,
                                                                                            random_state=seed)),
-        "random forest (depth 4, 25 trees)": lambda: make_pipeline(_scaler(), RandomForestRegressor(
+        "random forest (depth 4, 25 trees)": lambda: make_pipeline(_scaler(schema), RandomForestRegressor(
             n_estimators=25, max_depth=4, random_state=seed, n_jobs=1)),
     }
 
 
 def fit_baselines(X_train: np.ndarray, Y_train: np.ndarray, seed: int = 0,
-                  only: list[str] | None = None) -> dict[str, tuple[object, float]]:
-    """Fit every baseline on (X_train, Y_train): {name: (fitted model, fit seconds)}."""
+                  only: list[str] | None = None, schema: SystemSchema = CHARGED_SCHEMA
+                  ) -> dict[str, tuple[object, float]]:
+    """Fit every baseline on (X_train, Y_train) of the schema's system: {name: (fitted model, fit seconds)}."""
     out = {}
-    for name, factory in baseline_models(seed).items():
+    for name, factory in baseline_models(seed, schema).items():
         if only is not None and name not in only:
             continue
         model = factory()
@@ -59,14 +61,15 @@ def fit_baselines(X_train: np.ndarray, Y_train: np.ndarray, seed: int = 0,
 
 def run_baselines(X_train: np.ndarray, Y_train: np.ndarray, X_test: np.ndarray, Y_test: np.ndarray,
                   EPS_test: np.ndarray | None = None, seed: int = 0,
-                  only: list[str] | None = None) -> list[dict]:
-    """Fit every baseline on (X_train, Y_train), score on the test split; one dict of metrics per model."""
+                  only: list[str] | None = None, schema: SystemSchema = CHARGED_SCHEMA) -> list[dict]:
+    """Fit every baseline on (X_train, Y_train) of the schema's system, score on the test split (E_I/E_B over the
+    schema's interface width); one dict of metrics per model."""
     rows = []
-    for name, (model, fit_s) in fit_baselines(X_train, Y_train, seed, only).items():
+    for name, (model, fit_s) in fit_baselines(X_train, Y_train, seed, only, schema).items():
         t0 = time.perf_counter()
         y_hat = np.asarray(model.predict(X_test)).reshape(Y_test.shape)
-        rows.append({"model": name, **evaluate_predictions(Y_test, y_hat, EPS_test), "fit_s": fit_s,
-                     "predict_s": time.perf_counter() - t0})
+        rows.append({"model": name, **evaluate_predictions(Y_test, y_hat, EPS_test, n_interface=schema.n_interface),
+                     "fit_s": fit_s, "predict_s": time.perf_counter() - t0})
     return rows
 
 

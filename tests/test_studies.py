@@ -347,6 +347,12 @@ def test_cli_refuses_bad_options_in_one_line(tmp_path, synth):
     assert not (tmp_path / "x").exists()
 
 
+def test_studies_refuse_the_uncharged_system_in_one_line():
+    src = DataSource.of([ROOT / "tests" / "data" / "uncharged_small.nc"])
+    with pytest.raises(ValueError, match="uncharged-wall datasets .* have no studies yet"):
+        src.load()
+
+
 def test_groups_are_systems(synth):
     ds = DataSource.of([synth]).load()
     assert np.unique(system_groups(inputs_array(ds))).size == 120

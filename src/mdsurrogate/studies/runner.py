@@ -24,6 +24,7 @@ import numpy as np
 import xarray as xr
 
 from mdsurrogate.dataset import load_dataset, load_parts
+from mdsurrogate.dataset.arrays import refuse_uncharged
 from mdsurrogate.io import BadPath, check_input, file_sha256, write_json_atomic, write_text_atomic
 from mdsurrogate.provenance import provenance
 
@@ -72,8 +73,10 @@ class DataSource:
         return cls(tuple(files), tuple(file_sha256(f) for f in files), float(error_scale))
 
     def load(self) -> xr.Dataset:
+        """The dataset (charged-wall system only: the studies reproduce sun2023 and kadupitiya2021)."""
         ds = load_dataset(self.files[0], error_scale=self.error_scale) if len(self.files) == 1 else \
             _scaled(load_parts(*self.files), self.error_scale)
+        refuse_uncharged(ds, "no studies yet (kadupitiya2020's Table 1 is issue 12's)")
         return ds
 
     def describe(self) -> dict:

@@ -74,6 +74,18 @@ def _reference(path: Optional[Path], use: bool):
         fail(f"{exc} (give --reference PATH or --no-reference)")
 
 
+def _run_study(mod, name: str, data, out: Path, seed: int, options: dict, run_kw: dict, workers: int = 1,
+               threads: int = 1) -> None:
+    """Open the study folder, run `mod.run(study, **run_kw)` under progress bars, report; one-line errors."""
+    with RichProgress() as bar:
+        study = _open(name, data, out, seed, options, workers=workers, threads=threads, progress=bar)
+        try:
+            record = mod.run(study, **run_kw)
+        except ValueError as exc:
+            fail(str(exc))
+    _done(record, out)
+
+
 def _done(record: dict, out: Path) -> None:
     typer.echo(f"study {record['study']} on {record['n_systems']} systems: {out}/table.md, study.json, "
                f"{', '.join(record['figures'])} ({record['wall_time_s']:.0f} s)")
@@ -118,14 +130,8 @@ def ntrain(
     opts = dict(sizes=_ints(sizes, "--sizes"), repeats=repeats, n_test=n_test, recipe_name=recipe, epochs=epochs,
                 members=members)
     ref = _reference(reference, use_reference)
-    with RichProgress() as bar:
-        study = _open("ntrain", data, out, seed, {**opts, "reference": bool(ref)}, workers=workers, threads=threads,
-                      progress=bar)
-        try:
-            record = mod.run(study, reference=ref, **opts)
-        except ValueError as exc:
-            fail(str(exc))
-    _done(record, out)
+    _run_study(mod, "ntrain", data, out, seed, {**opts, "reference": bool(ref)}, dict(reference=ref, **opts),
+               workers, threads)
 
 
 @study_app.command("separation")
@@ -159,14 +165,8 @@ def separation(
     opts = dict(holdouts=hold, fractions=tuple(_floats(fractions, "--fractions")), recipe_name=recipe,
                 epochs=epochs, members=members, parallel_runs=parallel_runs)
     ref = _reference(reference, use_reference)
-    with RichProgress() as bar:
-        study = _open("separation", data, out, seed, {**opts, "reference": bool(ref)}, workers=workers,
-                      threads=threads, progress=bar)
-        try:
-            record = mod.run(study, reference=ref, **opts)
-        except ValueError as exc:
-            fail(str(exc))
-    _done(record, out)
+    _run_study(mod, "separation", data, out, seed, {**opts, "reference": bool(ref)}, dict(reference=ref, **opts),
+               workers, threads)
 
 
 @study_app.command("softlabels")
@@ -194,13 +194,7 @@ def softlabels(
         fail(f"--paper-epochs must be in [1, 1000000], got {paper_epochs}")
     opts = dict(sizes=_ints(sizes, "--sizes"), recipes=recipe_list, n_test=n_test, paper_epochs=paper_epochs,
                 epochs=epochs)
-    with RichProgress() as bar:
-        study = _open("softlabels", data, out, seed, opts, workers=workers, threads=threads, progress=bar)
-        try:
-            record = mod.run(study, **opts)
-        except ValueError as exc:
-            fail(str(exc))
-    _done(record, out)
+    _run_study(mod, "softlabels", data, out, seed, opts, opts, workers, threads)
 
 
 @study_app.command("active-learning")
@@ -231,13 +225,7 @@ def active_learning(
             fail(f"{name} must be in [{lo}, {hi}], got {v}")
     opts = dict(rules=rule_list, seeds=seeds, start=start, batch=batch, rounds=rounds, n_test=n_test,
                 members=members, epochs=epochs)
-    with RichProgress() as bar:
-        study = _open("active-learning", data, out, seed, opts, workers=workers, threads=threads, progress=bar)
-        try:
-            record = mod.run(study, **opts)
-        except ValueError as exc:
-            fail(str(exc))
-    _done(record, out)
+    _run_study(mod, "active-learning", data, out, seed, opts, opts, workers, threads)
 
 
 def _surrogate(model: Optional[Path]):
@@ -271,14 +259,9 @@ def speedup(
     if len(probes) != 2:
         fail(f"--probe-steps takes two step counts, got {probe_steps!r}")
     sur = _surrogate(model)
-    with RichProgress() as bar:
-        study = _open("speedup", data, out, seed, {"steps": steps, "ranks": ranks, "probe_steps": probes,
-                                                  "model": str(model) if model else "shipped"}, progress=bar)
-        try:
-            record = mod.run(study, sur=sur, steps=steps, ranks=ranks, probe_steps=tuple(probes))
-        except ValueError as exc:
-            fail(str(exc))
-    _done(record, out)
+    opts = {"steps": steps, "ranks": ranks, "probe_steps": tuple(probes)}
+    _run_study(mod, "speedup", data, out, seed, {**opts, "model": str(model) if model else "shipped"},
+               dict(sur=sur, **opts))
 
 
 @study_app.command("profiles")
@@ -296,14 +279,8 @@ def profiles(
     if not 1 <= n_systems <= 12:
         fail(f"--n-systems must be in [1, 12], got {n_systems}")
     sur = _surrogate(model)
-    with RichProgress() as bar:
-        study = _open("profiles", data, out, seed, {"n_systems": n_systems, "model": str(model) if model else
-                                                    "shipped"}, progress=bar)
-        try:
-            record = mod.run(study, sur=sur, n_systems=n_systems)
-        except ValueError as exc:
-            fail(str(exc))
-    _done(record, out)
+    _run_study(mod, "profiles", data, out, seed, {"n_systems": n_systems, "model": str(model) if model else
+                                                  "shipped"}, dict(sur=sur, n_systems=n_systems))
 
 
 @study_app.command("trendlines")
@@ -317,14 +294,8 @@ def trendlines(
     from mdsurrogate.studies import trendlines as mod
 
     sur = _surrogate(model)
-    with RichProgress() as bar:
-        study = _open("trendlines", None, out, 0, {"n_values": n_values,
-                                                   "model": str(model) if model else "shipped"}, progress=bar)
-        try:
-            record = mod.run(study, sur=sur, n_values=n_values)
-        except ValueError as exc:
-            fail(str(exc))
-    _done(record, out)
+    _run_study(mod, "trendlines", None, out, 0, {"n_values": n_values, "model": str(model) if model else "shipped"},
+               dict(sur=sur, n_values=n_values))
 
 
 @study_app.command("sensitivity")
@@ -341,14 +312,8 @@ def sensitivity(
     if not 16 <= n <= 2**20:
         fail(f"--n must be in [16, {2**20}] (memory: the bootstrap holds n x 100 counts), got {n}")
     sur = _surrogate(model)
-    with RichProgress() as bar:
-        study = _open("sensitivity", None, out, seed, {"n": n, "model": str(model) if model else "shipped"},
-                      progress=bar)
-        try:
-            record = mod.run(study, sur=sur, n=n)
-        except ValueError as exc:
-            fail(str(exc))
-    _done(record, out)
+    _run_study(mod, "sensitivity", None, out, seed, {"n": n, "model": str(model) if model else "shipped"},
+               dict(sur=sur, n=n))
 
 
 def register(app: typer.Typer) -> None:

@@ -159,6 +159,17 @@ def test_ntrain_study_error_falls_with_more_training_data(tmp_path, synth):
         assert (tmp_path / "nt" / f).stat().st_size > 0
 
 
+def test_a_study_reports_from_its_cache_without_training(tmp_path, synth):
+    ntrain.run(_study("ntrain", tmp_path / "nt", synth), sizes=[8], repeats=1, n_test=30, epochs=30)
+    partial = _study("ntrain", tmp_path / "nt", synth)
+    partial.from_cache = True
+    rec = ntrain.run(partial, sizes=[8, 60], repeats=2, n_test=30, epochs=30)
+    assert not rec["complete"] and rec["tasks_missing"] == 3
+    assert [(r["N_train"], r["repeats"]) for r in rec["results"]["test"]] == [(8, 1)]
+    assert "**Partial:** 3 of" in (tmp_path / "nt" / "table.md").read_text()
+    assert len(list((tmp_path / "nt" / "cache").glob("*.json"))) == 1  # nothing was trained
+
+
 # -- separation ------------------------------------------------------------------------------------------------
 
 

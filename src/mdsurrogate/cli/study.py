@@ -75,10 +75,11 @@ def _reference(path: Optional[Path], use: bool):
 
 
 def _run_study(mod, name: str, data, out: Path, seed: int, options: dict, run_kw: dict, workers: int = 1,
-               threads: int = 1) -> None:
+               threads: int = 1, from_cache: bool = False) -> None:
     """Open the study folder, run `mod.run(study, **run_kw)` under progress bars, report; one-line errors."""
     with RichProgress() as bar:
         study = _open(name, data, out, seed, options, workers=workers, threads=threads, progress=bar)
+        study.from_cache = from_cache
         try:
             record = mod.run(study, **run_kw)
         except ValueError as exc:
@@ -120,6 +121,7 @@ def ntrain(
     reference: Optional[Path] = typer.Option(None, help="the authors' 81 systems (default ../shared/reference)"),
     use_reference: bool = typer.Option(True, "--reference-score/--no-reference", help="score on the reference"),
     seed: int = typer.Option(0, help="seed of the test set, the training sets and the networks"),
+    from_cache: bool = typer.Option(False, help="report from the models already in --out's cache; train nothing"),
     workers: int = typer.Option(1, help="models trained at once (processes)"),
     threads: int = typer.Option(1, help="torch threads per process"),
 ) -> None:
@@ -131,7 +133,7 @@ def ntrain(
                 members=members)
     ref = _reference(reference, use_reference)
     _run_study(mod, "ntrain", data, out, seed, {**opts, "reference": bool(ref)}, dict(reference=ref, **opts),
-               workers, threads)
+               workers, threads, from_cache)
 
 
 @study_app.command("separation")
@@ -148,6 +150,7 @@ def separation(
     reference: Optional[Path] = typer.Option(None, help="the authors' MD for the representative profile"),
     use_reference: bool = typer.Option(True, "--reference-score/--no-reference", help="use the reference"),
     seed: int = typer.Option(0, help="seed of the systems moved back and of the networks"),
+    from_cache: bool = typer.Option(False, help="report from the models already in --out's cache; train nothing"),
     workers: int = typer.Option(1, help="models trained at once (processes)"),
     threads: int = typer.Option(1, help="torch threads per process"),
 ) -> None:
@@ -166,7 +169,7 @@ def separation(
                 epochs=epochs, members=members, parallel_runs=parallel_runs)
     ref = _reference(reference, use_reference)
     _run_study(mod, "separation", data, out, seed, {**opts, "reference": bool(ref)}, dict(reference=ref, **opts),
-               workers, threads)
+               workers, threads, from_cache)
 
 
 @study_app.command("softlabels")
@@ -179,6 +182,7 @@ def softlabels(
     paper_epochs: int = typer.Option(9500, help="epochs of the paper's recipe (kadupitiya2021: 9500+)"),
     epochs: Optional[int] = typer.Option(None, help="cap on our recipe's epochs"),
     seed: int = typer.Option(0, help="seed of the test set, the training sets and the networks"),
+    from_cache: bool = typer.Option(False, help="report from the models already in --out's cache; train nothing"),
     workers: int = typer.Option(1, help="networks trained at once (processes)"),
     threads: int = typer.Option(1, help="torch threads per process"),
 ) -> None:
@@ -194,7 +198,7 @@ def softlabels(
         fail(f"--paper-epochs must be in [1, 1000000], got {paper_epochs}")
     opts = dict(sizes=_ints(sizes, "--sizes"), recipes=recipe_list, n_test=n_test, paper_epochs=paper_epochs,
                 epochs=epochs)
-    _run_study(mod, "softlabels", data, out, seed, opts, opts, workers, threads)
+    _run_study(mod, "softlabels", data, out, seed, opts, opts, workers, threads, from_cache)
 
 
 @study_app.command("active-learning")
@@ -210,6 +214,7 @@ def active_learning(
     members: int = typer.Option(3, help="ensemble members (>= 2: the spread rule needs them)"),
     epochs: int = typer.Option(1500, help="cap on our recipe's epochs per network"),
     seed: int = typer.Option(0, help="seed of the test set"),
+    from_cache: bool = typer.Option(False, help="report from the chains already in --out's cache; run nothing"),
     workers: int = typer.Option(1, help="chains run at once (processes)"),
     threads: int = typer.Option(1, help="torch threads per process"),
 ) -> None:
@@ -225,7 +230,7 @@ def active_learning(
             fail(f"{name} must be in [{lo}, {hi}], got {v}")
     opts = dict(rules=rule_list, seeds=seeds, start=start, batch=batch, rounds=rounds, n_test=n_test,
                 members=members, epochs=epochs)
-    _run_study(mod, "active-learning", data, out, seed, opts, opts, workers, threads)
+    _run_study(mod, "active-learning", data, out, seed, opts, opts, workers, threads, from_cache)
 
 
 def _surrogate(model: Optional[Path]):

@@ -124,7 +124,10 @@ def run(study: StudyRun, sizes: list[int] | None = None, repeats: int = 10, n_te
                        reference.sha256 if reference else None)
         tasks.append((key, train_and_score, kw, (n, r)))
     done = study.run_tasks("training", [(k, f, kw) for k, f, kw, _ in tasks])
-    runs = {nr: done[k] for k, _, _, nr in tasks}
+    runs = {nr: done[k] for k, _, _, nr in tasks if k in done}
+    sizes = [n for n in sizes if any(m == n for m, _ in runs)]
+    if not sizes:
+        raise ValueError("no trained model to report (run the study without --from-cache first)")
     table = summarize(runs, sizes)
     fits = fit_power_laws(np.array([r["N_train"] for r in table]), np.array([r["E"] for r in table]),
                           np.array([r.get("E_sem", 0.0) for r in table]))

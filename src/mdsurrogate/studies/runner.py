@@ -144,6 +144,8 @@ class StudyRun:
     threads: int = 1
     started: float = field(default_factory=time.time)
     figures: list[str] = field(default_factory=list)
+    from_cache: bool = False  # report from the models already cached; train nothing
+    missing: int = 0  # tasks left out by from_cache
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -194,6 +196,12 @@ class StudyRun:
                 results[key] = json.loads(self._cache_file(key).read_text())
             else:
                 todo.append((key, fn, kw))
+        if self.from_cache:
+            self.missing += len(todo)
+            if todo:
+                self.progress.say(f"{description}: reporting {len(tasks) - len(todo)} of {len(tasks)} tasks from the "
+                                  f"cache; {len(todo)} not run (rerun without --from-cache to complete)")
+            return results
         advance = self.progress.task(description, len(tasks))
         advance(len(tasks) - len(todo))
         if todo:
@@ -243,11 +251,15 @@ class StudyRun:
     def finish(self, results: dict, table_md: str, n_systems: int | None = None) -> dict:
         """Write table.md and study.json (results, options, seed, data, systems used, wall time, provenance)."""
         record = {"study": self.name, "n_systems": n_systems, "seed": self.seed, "options": self.options,
+                  "complete": self.missing == 0, "tasks_missing": self.missing,
                   "data": self.data.describe() if self.data else None, "figures": self.figures,
                   "wall_time_s": round(time.time() - self.started, 1), "results": results,
                   "provenance": provenance("torch", "scikit-learn", "SALib", "xarray")}
         self._prepare()
         header = f"# Study `{self.name}`" + (f" on {n_systems} systems" if n_systems is not None else "") + "\n\n"
+        if self.missing:
+            header += (f"**Partial:** {self.missing} of the study's trained models were not run yet; the tables use "
+                       "the ones that were (rerun the command to complete it: it resumes from `cache/`).\n\n")
         write_text_atomic(self.out / "table.md", header + table_md.rstrip() + "\n")
         write_json_atomic(self.out / "study.json", json.loads(json.dumps(record, default=_jsonable)))
         return record

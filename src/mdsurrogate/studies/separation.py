@@ -90,6 +90,8 @@ def run(study: StudyRun, holdouts: dict[str, dict] | None = None, fractions=FRAC
               for name, hold in holdouts.items()}
     rows = []
     for key, _, _ in tasks:
+        if key not in done:
+            continue
         m, res = meta[key], done[key]
         n0 = int(n_total) - n_held[m["holdout"]]
         ok = np.isfinite(shpc)
@@ -158,7 +160,7 @@ def _profile_figure(study: StudyRun, ds, reference, tasks, meta, done) -> None:
             ax.text(0.5, 0.5, "no MD of this system in the data", transform=ax.transAxes, ha="center", fontsize=8)
         for k, _, _ in tasks:
             m = meta[k]
-            if m["holdout"] == name and m["f"] < 0.5 and "predictions" in done[k]:
+            if m["holdout"] == name and m["f"] < 0.5 and "predictions" in done.get(k, {}):
                 p = done[k]["predictions"]
                 y = np.asarray(p["Y"][0])
                 ax.plot(np.asarray(p["z"][0]), y[: y.size // 2], lw=1.2, label=f"ANN, f = {100 * m['f']:g} %")

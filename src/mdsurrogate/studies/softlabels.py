@@ -97,6 +97,7 @@ def run(study: StudyRun, sizes: list[int] | None = None, recipes: tuple[str, ...
                 meta[key] = {"recipe": rname, "N_train": n, "loss": loss}
     done = study.run_tasks("training", tasks)
     rows_out = []
+    tasks = [t for t in tasks if t[0] in done]  # all of them unless reporting from the cache
     for key, _, _ in tasks:
         m, r = meta[key], done[key]
         rows_out.append({"recipe": m["recipe"], "N_train": m["N_train"], "model": LOSSES[m["loss"]],
@@ -108,8 +109,12 @@ def run(study: StudyRun, sizes: list[int] | None = None, recipes: tuple[str, ...
     ratios = []
     for rname in recipes:
         for n in sizes:
-            b = next(x for x in rows_out if x["recipe"] == rname and x["N_train"] == n and x["model"] == "BaseNN")
-            s = next(x for x in rows_out if x["recipe"] == rname and x["N_train"] == n and x["model"] == "ModNN")
+            b = next((x for x in rows_out if x["recipe"] == rname and x["N_train"] == n and x["model"] == "BaseNN"),
+                     None)
+            s = next((x for x in rows_out if x["recipe"] == rname and x["N_train"] == n and x["model"] == "ModNN"),
+                     None)
+            if b is None or s is None:
+                continue
             ratios.append({"recipe": rname, "N_train": n, "E ModNN / BaseNN": s["E"] / b["E"],
                            "E final weights ModNN / BaseNN": s["E (final weights)"] / b["E (final weights)"],
                            "E_I+ ModNN / BaseNN": s["E_I+"] / b["E_I+"],
@@ -165,8 +170,8 @@ def _figures(study, tasks, meta, done, sizes, recipes) -> None:
         x = np.arange(len(sizes))
         for j, loss in enumerate(LOSSES):
             for k, part in enumerate(("MSE_interface", "MSE_bulk")):
-                vals = [next(done[key]["test"][part] for key, _, _ in tasks if meta[key]["recipe"] == rname and
-                             meta[key]["N_train"] == n and meta[key]["loss"] == loss) for n in sizes]
+                vals = [next((done[key]["test"][part] for key, _, _ in tasks if meta[key]["recipe"] == rname and
+                              meta[key]["N_train"] == n and meta[key]["loss"] == loss), np.nan) for n in sizes]
                 ax.bar(x + (2 * j + k - 1.5) * 0.2, vals, 0.2, label=f"{LOSSES[loss]} {part.split('_')[1]}")
         ax.set_xticks(x, [str(n) for n in sizes])
         ax.set(yscale="log", xlabel="N_train", ylabel="test MSE (M^2)", title=f"{rname} recipe (kadupitiya2021 Fig. 4)")

@@ -146,7 +146,8 @@ def run(study: StudyRun, sizes: list[int] | None = None, repeats: int = 10, n_te
 def _markdown(res: dict) -> str:
     cols = ["N_train", "repeats", "E", "E_std", "E_I+", "E_B+", "E_I-", "E_B-", "A", "A_eps>0", "E_MD",
             "train_time_s"]
-    out = [f"Test set: {res['n_test']} systems (fixed); {res['repeats']} training sets per N_train drawn from the "
+    out = [f"Test set: {res['n_test']} systems (fixed); {res['repeats']} training sets per N_train (column "
+           "`repeats`: those trained so far) drawn from the "
            f"other {res['n_systems'] - res['n_test']}; one model each (recipe '{res['recipe']}'"
            f"{', ' + str(res['epochs']) + ' epochs' if res['epochs'] else ''}, {res['members']} member(s)). Errors "
            "in M; mean over repeats, E_std their spread; A = success rate with the MD's own errors, A_eps>0 the "

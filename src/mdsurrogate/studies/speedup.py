@@ -11,6 +11,7 @@ wall time of training the shipped surrogate (its card); t_p: one profile from th
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 
 import numpy as np
@@ -93,6 +94,7 @@ def run(study: StudyRun, sur=None, system: dict | None = None, steps: int | None
     lo, hi = probe_steps
     if not 0 < lo < hi:
         raise ValueError(f"probe_steps must be two increasing step counts, got {probe_steps}")
+    load_before = os.getloadavg()[0]
     tick = study.progress.task("MD timings", 4)
 
     def md(controls: RunControls, tag: str) -> float:
@@ -124,7 +126,8 @@ def run(study: StudyRun, sur=None, system: dict | None = None, steps: int | None
              "authors_preset": {"probe_steps": [lo, hi], "probe_wall_s": [t_lo, t_hi], "s_per_step": per_step,
                                 "steps": authors_steps, "t_seq_extrapolated_s": t_authors},
              "t_fit_s": t_fit, "t_fit_source": "sum of the shipped surrogate's member training times (its card)",
-             **pred, "n_train_shipped": n_train}
+             **pred, "n_train_shipped": n_train, "load_average_before": load_before,
+             "cpu_count": os.cpu_count()}
     results = {"times": times, "ours": ours, "paper_times": PAPER, "paper_curves": paper,
                "S_B(N_total=4050, N_train=1550)": s_b,
                "S'(f=0.1)": net_speedup_from_baseline(s_b, ours["S_HPC"], 0.1)}
@@ -152,7 +155,9 @@ def _markdown(r: dict) -> str:
              "ours": f"{o['break_even_N_p']:.0f} ({o['break_even_N_p_with_fit']:.0f} with t_fit)",
              "paper": f"{r['paper_curves']['break_even_N_p']:.0f} (their times)"}]
     out = [f"Representative system {t['system']}, production preset, {t['steps']} steps; every time measured "
-           "in this run on this machine (noisy: other work shared the cores).", "",
+           f"in this study on this machine ({t['cpu_count']} cores, 1-minute load average "
+           f"{t['load_average_before']:.2f} before the first run; times cached under cache/ are reused by a rerun).",
+           "",
            md_table(rows, ["quantity", "ours", "paper"]), "",
            "S/S_HPC vs N_train with N_p = N_test + N_train (sun2023 Fig. 5 inset, N_test = 500):", "",
            md_table([x for x in o["vs_n_train"]], ["N_train", "S/S_HPC (eq. 5)", "S/S_HPC (eq. 4)",

@@ -164,6 +164,7 @@ def _figures(study, tasks, meta, done, sizes, recipes) -> None:
         ax.set(title=f"{m['recipe']} recipe, N_train = {m['N_train']}", xlabel="epoch", ylabel="validation MSE (M^2)")
         ax.legend(fontsize=7)
     fig.suptitle("validation loss vs epoch (kadupitiya2021 Fig. 3)")
+    fig.tight_layout()
     study.save_figure(fig, "figure_loss_curves")
     fig, axes = plt.subplots(1, len(recipes), figsize=(6 * len(recipes), 4), squeeze=False)
     for ax, rname in zip(axes[0], recipes):

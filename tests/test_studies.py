@@ -360,8 +360,11 @@ def test_cli_refuses_bad_options_in_one_line(tmp_path, synth):
 
 def test_studies_refuse_the_uncharged_system_in_one_line():
     src = DataSource.of([ROOT / "tests" / "data" / "uncharged_small.nc"])
-    with pytest.raises(ValueError, match="uncharged-wall datasets .* have no studies yet"):
+    with pytest.raises(ValueError, match="uncharged-wall datasets .* have their own study"):
         src.load()
+    charged = DataSource.of([ROOT / "data" / "paper_subset_1000.nc"], system="uncharged")
+    with pytest.raises(ValueError, match="needs a dataset of the uncharged-wall system .* holds the charged"):
+        charged.load()
 
 
 def test_groups_are_systems(synth):

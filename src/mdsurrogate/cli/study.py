@@ -45,12 +45,12 @@ class RichProgress:
 
 
 def _open(name: str, data: list[Path] | None, out: Path, seed: int, options: dict, error_scale: float = 1.0,
-          workers: int = 1, threads: int = 1, progress=None):
+          workers: int = 1, threads: int = 1, progress=None, system: str = "charged"):
     from mdsurrogate.io import BadPath
     from mdsurrogate.studies.runner import DataSource, StudyRun
 
     try:
-        src = DataSource.of(data, error_scale) if data else None
+        src = DataSource.of(data, error_scale, system=system) if data else None
         return StudyRun(name, out, seed, options, data=src, progress=progress, workers=workers, threads=threads)
     except (BadPath, ValueError) as exc:
         fail(str(exc))
@@ -75,10 +75,10 @@ def _reference(path: Optional[Path], use: bool):
 
 
 def _run_study(mod, name: str, data, out: Path, seed: int, options: dict, run_kw: dict, workers: int = 1,
-               threads: int = 1, from_cache: bool = False) -> None:
+               threads: int = 1, from_cache: bool = False, system: str = "charged") -> None:
     """Open the study folder, run `mod.run(study, **run_kw)` under progress bars, report; one-line errors."""
     with RichProgress() as bar:
-        study = _open(name, data, out, seed, options, workers=workers, threads=threads, progress=bar)
+        study = _open(name, data, out, seed, options, workers=workers, threads=threads, progress=bar, system=system)
         study.from_cache = from_cache
         try:
             record = mod.run(study, **run_kw)
@@ -319,6 +319,54 @@ def sensitivity(
     sur = _surrogate(model)
     _run_study(mod, "sensitivity", None, out, seed, {"n": n, "model": str(model) if model else "shipped"},
                dict(sur=sur, n=n))
+
+
+@study_app.command("kadupitiya2020")
+def kadupitiya2020(
+    data: List[Path] = typer.Argument(..., help="dataset file(s) of the uncharged-wall system (parts, globs allowed)"),
+    out: Path = typer.Option(Path("out/studies/kadupitiya2020"), "--out", "-o", help="study folder (resumable)"),
+    folds: int = typer.Option(20, help="k of the k-fold cross-validation (the paper's 20)"),
+    models: str = typer.Option("baselines,ann_paper,ann_ours,profile",
+                               help="model groups: baselines (the five), ann_paper, ann_ours, profile"),
+    paper_epochs: int = typer.Option(4000, help="epochs of the paper's ANN recipe"),
+    paper_folds: Optional[int] = typer.Option(None, help="folds the paper's ANN runs on (default all; it is costly)"),
+    epochs: Optional[int] = typer.Option(None, help="cap on our recipe's epochs (ann_ours, profile)"),
+    degree: int = typer.Option(3, help="polynomial degree of the backward elimination's least-squares fits"),
+    model: Optional[Path] = typer.Option(None, help="uncharged-wall surrogate for Fig. 6 (default: the shipped one)"),
+    fig6_md: Optional[List[Path]] = typer.Option(None, "--fig6-md", help="MD of the Fig. 6 systems "
+                                                  "(campaigns/kadupitiya2020_fig6.toml); else the dataset's, if any"),
+    seed: int = typer.Option(0, help="seed of the folds, the networks and the control input"),
+    from_cache: bool = typer.Option(False, help="report from the folds already in --out's cache; train nothing"),
+    workers: int = typer.Option(1, help="fold tasks run at once (processes)"),
+    threads: int = typer.Option(1, help="torch threads per process"),
+) -> None:
+    """kadupitiya2020 on its own system (uncharged walls, multivalent ions): Table 1 (contact, mid-point and peak
+    density by the ANN and five baselines, success rate and MSE under k-fold CV), input selection by backward
+    elimination with the adjusted R^2, and the Fig. 6 trendlines with MD and A_i."""
+    from mdsurrogate.io import BadPath
+    from mdsurrogate.studies import kadupitiya2020 as mod
+    from mdsurrogate.studies.runner import DataSource
+    from mdsurrogate.surrogate.card import SurrogateLoadError
+    from mdsurrogate.surrogate.ensemble import Surrogate
+
+    model_list = tuple(x.strip() for x in models.split(",") if x.strip())
+    sur = None
+    if model is not None:
+        try:
+            sur = Surrogate.load(model, system="uncharged")
+        except (SurrogateLoadError, OSError, ValueError) as exc:
+            fail(f"--model: {exc}")
+    md = None
+    if fig6_md:
+        try:
+            md = DataSource.of(fig6_md, option="--fig6-md", system="uncharged")
+        except (BadPath, ValueError) as exc:
+            fail(str(exc))
+    opts = dict(folds=folds, models=model_list, paper_epochs=paper_epochs, epochs=epochs, degree=degree,
+                paper_folds=paper_folds)
+    _run_study(mod, "kadupitiya2020", data, out, seed,
+               {**opts, "model": str(model) if model else "shipped", "fig6_md": [str(f) for f in fig6_md or []]},
+               dict(sur=sur, fig6_md=md, **opts), workers, threads, from_cache, system="uncharged")
 
 
 def register(app: typer.Typer) -> None:

@@ -24,9 +24,10 @@ import numpy as np
 import xarray as xr
 
 from mdsurrogate.dataset import load_dataset, load_parts
-from mdsurrogate.dataset.arrays import refuse_uncharged
+from mdsurrogate.dataset.arrays import dataset_schema, refuse_uncharged
 from mdsurrogate.io import BadPath, check_input, file_sha256, write_json_atomic, write_text_atomic
 from mdsurrogate.provenance import provenance
+from mdsurrogate.simulation.system import system_schema
 
 MARKER = "study.marker.json"
 
@@ -56,9 +57,12 @@ class DataSource:
     files: tuple[str, ...]
     sha256: tuple[str, ...]
     error_scale: float = 1.0
+    #: The system kind the study needs ('charged': sun2023/kadupitiya2021; 'uncharged': kadupitiya2020's Table 1).
+    system: str = "charged"
 
     @classmethod
-    def of(cls, paths: Sequence[str | os.PathLike], error_scale: float = 1.0, option: str = "DATA") -> "DataSource":
+    def of(cls, paths: Sequence[str | os.PathLike], error_scale: float = 1.0, option: str = "DATA",
+           system: str = "charged") -> "DataSource":
         files: list[str] = []
         for p in paths:
             matched = sorted(glob.glob(str(p))) or [str(p)]
@@ -70,18 +74,24 @@ class DataSource:
             raise BadPath(f"{option}: no dataset file given")
         if not (np.isfinite(error_scale) and error_scale > 0):
             raise ValueError(f"error_scale must be a finite number > 0, got {error_scale}")
-        return cls(tuple(files), tuple(file_sha256(f) for f in files), float(error_scale))
+        system_schema(system)
+        return cls(tuple(files), tuple(file_sha256(f) for f in files), float(error_scale), system)
 
     def load(self) -> xr.Dataset:
-        """The dataset (charged-wall system only: the studies reproduce sun2023 and kadupitiya2021)."""
+        """The dataset, refused in one line unless it is of the study's system kind (`system`)."""
         ds = load_dataset(self.files[0], error_scale=self.error_scale) if len(self.files) == 1 else \
             _scaled(load_parts(*self.files), self.error_scale)
-        refuse_uncharged(ds, "no studies yet (kadupitiya2020's Table 1 is issue 12's)")
+        if self.system == "charged":
+            refuse_uncharged(ds, "their own study (`mdsurrogate study kadupitiya2020`), not this one")
+        elif dataset_schema(ds).kind != self.system:
+            raise ValueError(f"this study needs a dataset of the {self.system}-wall system (inputs "
+                             f"{system_schema(self.system).describe()}); {', '.join(Path(f).name for f in self.files)} "
+                             f"holds the {dataset_schema(ds).kind}-wall system")
         return ds
 
     def describe(self) -> dict:
         return {"files": [Path(f).name for f in self.files], "sha256": list(self.sha256),
-                "error_scale": self.error_scale}
+                "error_scale": self.error_scale, "system": self.system}
 
 
 def _scaled(ds: xr.Dataset, scale: float) -> xr.Dataset:

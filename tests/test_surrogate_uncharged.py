@@ -190,3 +190,22 @@ def test_the_shipped_charged_surrogate_loads_and_predicts_as_before():
     np.testing.assert_allclose(pred.decay_length.values, SHIPPED_DECAY, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match=r"^inputs lack d_plus, d_minus, sigma_s; the surrogate of the charged-wall"):
         sur.predict(SYSTEM)
+
+
+def test_cli_trains_and_evaluates_on_a_campaign_in_parts(tmp_path):
+    """A campaign committed in parts (data/uncharged_multivalent/part-*.nc) is one dataset to train, evaluate."""
+    ds = load_dataset(DATA)
+    ds.isel(system=slice(0, 18)).to_netcdf(tmp_path / "part-01.nc")
+    ds.isel(system=slice(18, None)).to_netcdf(tmp_path / "part-02.nc")
+    model = tmp_path / "model"
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", str(tmp_path / "part-*.nc"), "--out", str(model), "--members", "1",
+                              "--epochs", "50"])
+    assert res.exit_code == 0, res.output
+    data = json.loads((model / "card.json").read_text())["training_data"]
+    assert data["n_systems"] == 30 and data["source"] == "part-01.nc+part-02.nc"
+    res = runner.invoke(app, ["evaluate", str(tmp_path / "part-01.nc"), str(tmp_path / "part-02.nc"), "--model",
+                              str(model), "--split", "test"])
+    assert res.exit_code == 0 and "part-01.nc+part-02.nc (6 systems, split=test)" in res.output, res.output
+    res = runner.invoke(app, ["train", str(tmp_path / "part-*.nc"), str(DATA), "--out", str(tmp_path / "m2")])
+    assert res.exit_code != 0 and "is in more than one part" in res.output

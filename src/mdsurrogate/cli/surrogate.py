@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -28,6 +28,29 @@ def _check_common(threads: int | None = None, members: int | None = None, error_
     if test_fraction is not None and not ((allow_zero_test and test_fraction == 0) or 0 < test_fraction < 1):
         _fail(f"--test-fraction must be {'0 (no test split) or ' if allow_zero_test else ''}a fraction in (0, 1), "
               f"got {test_fraction}")
+
+
+def _data_files(paths: list[Path]) -> list[Path]:
+    """The dataset files of DATA arguments (glob patterns expanded, each checked readable; BadPath otherwise)."""
+    import glob
+
+    from mdsurrogate.io import check_input
+
+    files: list[Path] = []
+    for p in paths:
+        for f in sorted(glob.glob(str(p))) or [str(p)]:
+            check_input(f, "DATA")
+            if Path(f) not in files:
+                files.append(Path(f))
+    return files
+
+
+def _load_data(files: list[Path], error_scale: float = 1.0):
+    """The dataset of one file, or of a campaign's parts joined (`dataset.load_parts`)."""
+    from mdsurrogate.dataset import load_dataset, load_parts
+
+    return load_dataset(files[0], error_scale=error_scale) if len(files) == 1 else \
+        load_parts(*files, error_scale=error_scale)
 
 
 def _metrics_table(title: str, rows: dict[str, dict]) -> None:
@@ -181,7 +204,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("train")
     def train(
-        data: Path = typer.Argument(..., help="dataset: NetCDF (system, point) or an authors' pickle (.pk)"),
+        data: List[Path] = typer.Argument(..., help="dataset: NetCDF (system, point) or an authors' pickle (.pk); "
+                                                    "several NetCDF parts of one campaign (globs allowed) are joined"),
         out: Path = typer.Option(..., "--out", "-o", help="directory of the saved surrogate"),
         members: int = typer.Option(5, help="ensemble members (independently seeded networks)"),
         loss: str = typer.Option("mse", help="'mse' (BaseNN) or 'soft' (ModNN, soft labels from the MD errors)"),
@@ -210,10 +234,10 @@ def register(app: typer.Typer) -> None:
         import numpy as np
         import torch
 
-        from mdsurrogate.dataset import load_dataset, split_indices, system_groups, to_arrays
+        from mdsurrogate.dataset import split_indices, system_groups, to_arrays
         from mdsurrogate.dataset.arrays import dataset_schema
         from mdsurrogate.evaluation.scoring import fit_and_score
-        from mdsurrogate.io import BadPath, check_input, check_output
+        from mdsurrogate.io import BadPath, check_output
         from mdsurrogate.surrogate.search import apply_params
         from mdsurrogate.surrogate.training import default_config, paper_config
 
@@ -230,13 +254,13 @@ def register(app: typer.Typer) -> None:
             if value is not None and not lo <= value <= hi:
                 _fail(f"{option} must be an integer in [{lo}, {hi}], got {value}")
         try:
-            check_input(data, "DATA")
-            check_output(out, "--out", kind="dir", overwrite=overwrite, inputs=[data], replaceable="card.json")
+            files = _data_files(data)
+            check_output(out, "--out", kind="dir", overwrite=overwrite, inputs=files, replaceable="card.json")
         except BadPath as exc:
             _fail(str(exc))
         torch.set_num_threads(threads)
         try:
-            ds = load_dataset(data, error_scale=error_scale)
+            ds = _load_data(files, error_scale)
             config = default_config(loss=loss, seed=seed) if recipe == "default" else paper_config(loss=loss,
                                                                                                    seed=seed)
             params = {k: v for k, v in dict(n1=n1, n2=n2, lr=lr).items() if v is not None}
@@ -279,7 +303,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("report")
     def report(
-        data: Path = typer.Argument(..., help="training dataset (NetCDF of a campaign, or an authors' pickle)"),
+        data: List[Path] = typer.Argument(..., help="training dataset (NetCDF of a campaign, or an authors' "
+                                                    "pickle); parts of one campaign (globs allowed) are joined"),
         out: Path = typer.Option(Path("out/surrogate_report"), "--out", "-o", help="report directory"),
         members: int = typer.Option(5, help="ensemble members of each ANN"),
         losses: str = typer.Option("mse,soft", help="comma-separated: 'mse' (BaseNN) and/or 'soft' (ModNN)"),
@@ -320,9 +345,10 @@ def register(app: typer.Typer) -> None:
         _check_common(threads, members, None, test_fraction, allow_zero_test=False)
         if epochs is not None and not 1 <= epochs <= 10**6:
             _fail(f"--epochs must be an integer in [1, 1000000], got {epochs}")
-        inputs = [data, reference, reference_md, precise]
         try:
-            for option, path in zip(("DATA", "--reference", "--reference-md", "--precise"), inputs):
+            files = _data_files(data)
+            inputs = [*files, reference, reference_md, precise]
+            for option, path in zip(("--reference", "--reference-md", "--precise"), inputs[len(files):]):
                 if path is not None:
                     check_input(path, option)
             check_output(out, "--out", kind="dir", overwrite=overwrite, inputs=inputs, replaceable="report.json")
@@ -341,7 +367,7 @@ def register(app: typer.Typer) -> None:
         if bad or not loss_list:
             _fail(f"--losses must be a comma-separated subset of {sorted(LOSS_NAMES)}, got {losses!r}")
         try:
-            ds = load_dataset(data)
+            ds = _load_data(files)
             ref = load_dataset(reference) if reference is not None else None
             ref_md = load_dataset(reference_md) if reference_md is not None else None
             pre = load_dataset(precise) if precise is not None else None
@@ -351,7 +377,7 @@ def register(app: typer.Typer) -> None:
         except (ValueError, OSError) as exc:
             _fail(str(exc))
         rep["provenance"] = provenance("torch", "scikit-learn", "xarray")
-        rep["data"] = str(data)
+        rep["data"] = " ".join(str(f) for f in files)
         rep["reference_file"] = str(reference) if reference is not None else None
         rep["precise_file"] = str(precise) if precise is not None else None
         out.mkdir(parents=True, exist_ok=True)
@@ -470,7 +496,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("evaluate")
     def evaluate(
-        data: Path = typer.Argument(..., help="dataset with MD ground truth (NetCDF or authors' pickle)"),
+        data: List[Path] = typer.Argument(..., help="dataset with MD ground truth (NetCDF or authors' pickle); "
+                                                    "several parts of one campaign (globs allowed) are joined"),
         model: Optional[Path] = typer.Option(None, help="saved surrogate directory (default: the shipped one)"),
         error_scale: float = typer.Option(1.0, help="multiply the stored MD errors (1/2.1 for the authors' data)"),
         split: str = typer.Option("all", help="'all' systems, or 'test'/'train' as recorded in the card"),
@@ -482,9 +509,9 @@ def register(app: typer.Typer) -> None:
 
         import numpy as np
 
-        from mdsurrogate.dataset import load_dataset, to_arrays
+        from mdsurrogate.dataset import to_arrays
         from mdsurrogate.evaluation.metrics import evaluate_predictions, success_rate_per_system
-        from mdsurrogate.io import BadPath, check_input, check_output, write_json_atomic
+        from mdsurrogate.io import BadPath, check_output, write_json_atomic
         from mdsurrogate.provenance import provenance
         from mdsurrogate.surrogate.card import load_surrogate
 
@@ -492,14 +519,14 @@ def register(app: typer.Typer) -> None:
         if split not in ("all", "train", "test"):
             _fail(f"--split must be 'all', 'train' or 'test', got {split!r}")
         try:
-            check_input(data, "DATA")
+            files = _data_files(data)
             if out is not None:
-                check_output(out, "--out", inputs=[data, model])
+                check_output(out, "--out", inputs=[*files, model])
         except BadPath as exc:
             _fail(str(exc))
         try:
             sur = load_surrogate(model)
-            ds = load_dataset(data, error_scale=error_scale)
+            ds = _load_data(files, error_scale)
             if split != "all":
                 from mdsurrogate.simulation.system import parse_key, system_key
 
@@ -514,8 +541,8 @@ def register(app: typer.Typer) -> None:
                     _fail(f"the card records no {split} systems by key; use --split all")
                 ds = ds.isel(system=[i for i, k in enumerate(ds["key"].values) if norm(k) in keep])
                 if ds.sizes["system"] != len(keep):
-                    _fail(f"{data.name} holds {ds.sizes['system']} of the {len(keep)} {split} systems recorded in "
-                          "the card: not the dataset this surrogate was split on")
+                    _fail(f"{'+'.join(f.name for f in files)} holds {ds.sizes['system']} of the {len(keep)} {split} "
+                          "systems recorded in the card: not the dataset this surrogate was split on")
             arr = to_arrays(ds)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -526,12 +553,13 @@ def register(app: typer.Typer) -> None:
             _fail(str(exc))
         metrics = evaluate_predictions(arr.Y, pred, arr.EPS, n_interface=sur.schema.n_interface)
         a_j = success_rate_per_system(arr.Y, pred, arr.EPS)
-        _metrics_table(f"{sur.name} on {data.name} ({len(arr)} systems, split={split})", {"ensemble": metrics})
+        names = "+".join(f.name for f in files)
+        _metrics_table(f"{sur.name} on {names} ({len(arr)} systems, split={split})", {"ensemble": metrics})
         worst = np.argsort(a_j)[:3]
         keys = ds["key"].values if "key" in ds.coords else np.arange(len(arr))
         typer.echo("lowest success rates: " + ", ".join(f"{keys[i]}: {a_j[i]:.3f}" for i in worst))
         if out is not None:
             write_json_atomic(out, {"metrics": metrics, "A_j": dict(zip(map(str, keys), a_j.tolist())),
-                                    "data": str(data), "split": split, "model": sur.name,
+                                    "data": " ".join(str(f) for f in files), "split": split, "model": sur.name,
                                     "weights_sha256": sur.card.get("weights", {}).get("sha256"),
                                     "provenance": provenance("torch")})

@@ -16,6 +16,7 @@ Notebook one-liners: `ds = load_dataset(path)`, `select(ds, c=1.0)`, `train, tes
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -143,14 +144,16 @@ def from_runs(runs: Iterable, run_ids: Iterable[str] | None = None, attrs=None) 
     return from_profiles(records, attrs=attrs)
 
 
-def load_parts(*paths: str | os.PathLike) -> xr.Dataset:
+def load_parts(*paths: str | os.PathLike, error_scale: float = 1.0) -> xr.Dataset:
     """One dataset from several dataset files (glob patterns allowed), concatenated along `system` in the order
-    given; a run_id that appears twice is an error. Used for a campaign committed in parts (data/README.md)."""
+    given; a run_id that appears twice is an error. Used for a campaign committed in parts (data/README.md).
+    `error_scale` as in `load_dataset`; the attributes name every part (`source`: names joined by '+',
+    `source_sha256`: the sha256 of the parts' 'name sha256' lines), for a surrogate card's provenance."""
     files: list[str] = []
     for p in paths:
         matched = sorted(glob.glob(str(p))) or [str(p)]
         files += [f for f in matched if f not in files]
-    parts = [load_dataset(f) for f in files]
+    parts = [load_dataset(f, error_scale=error_scale) for f in files]
     ids = np.concatenate([part["run_id"].values.astype(str) for part in parts])
     uniq, counts = np.unique(ids, return_counts=True)
     if np.any(counts > 1):
@@ -158,6 +161,12 @@ def load_parts(*paths: str | os.PathLike) -> xr.Dataset:
     ds = xr.concat(parts, dim="system", data_vars="all", coords="all", compat="override", join="outer",
                    combine_attrs="drop_conflicts")
     ds = ds.assign_coords(system=np.arange(ds.sizes["system"]))
+    if len(parts) > 1:
+        lines = "".join(f"{Path(f).name} {file_sha256(f)}\n" for f in files)
+        ds.attrs.update(source="+".join(Path(f).name for f in files),
+                        source_sha256=hashlib.sha256(lines.encode()).hexdigest())
+        if error_scale != 1.0:
+            ds.attrs["error_scale"] = float(error_scale)
     ds.attrs["parts"] = json.dumps([Path(f).name for f in files])
     return ds
 

@@ -80,7 +80,7 @@ class DataSource:
     def load(self) -> xr.Dataset:
         """The dataset, refused in one line unless it is of the study's system kind (`system`)."""
         ds = load_dataset(self.files[0], error_scale=self.error_scale) if len(self.files) == 1 else \
-            _scaled(load_parts(*self.files), self.error_scale)
+            load_parts(*self.files, error_scale=self.error_scale)
         if self.system == "charged":
             refuse_uncharged(ds, "their own study (`mdsurrogate study kadupitiya2020`), not this one")
         elif dataset_schema(ds).kind != self.system:
@@ -92,16 +92,6 @@ class DataSource:
     def describe(self) -> dict:
         return {"files": [Path(f).name for f in self.files], "sha256": list(self.sha256),
                 "error_scale": self.error_scale, "system": self.system}
-
-
-def _scaled(ds: xr.Dataset, scale: float) -> xr.Dataset:
-    if scale == 1.0:
-        return ds
-    ds = ds.copy()
-    for v in ("n_plus_err", "n_minus_err"):
-        ds[v] = ds[v] * scale
-    ds.attrs["error_scale"] = scale
-    return ds
 
 
 _DATA_CACHE: dict[tuple, xr.Dataset] = {}

@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from mdsurrogate.campaign.backends import marked_processes
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 TAG_ENV = "MDSURROGATE_APP_TEST_TAG"
 SMALL = {"h": 4.0, "c": 0.1, "d_plus": 0.415, "sigma_s": -0.015}  # a small system: short MD runs take seconds
@@ -45,21 +47,17 @@ pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason(
 
 
 def tagged_processes(tag: str, comm: str | None = None) -> list[int]:
-    """Live processes started by this test's server (found by the tag in their environment)."""
-    needle = f"{TAG_ENV}={tag}".encode()
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            env = (entry / "environ").read_bytes()
-            name = (entry / "comm").read_text().strip()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z" and needle in env.split(b"\0") and (comm is None or name == comm):
-            out.append(int(entry.name))
-    return out
+    """Live processes started by this test's server (found by the tag in their environment), only those named
+    `comm` if given."""
+    pids = marked_processes(tag, TAG_ENV, skip_zombies=True)
+    return pids if comm is None else [p for p in pids if _comm(p) == comm]
+
+
+def _comm(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return None
 
 
 def _cmdline(pid: int) -> bytes:

@@ -16,6 +16,7 @@ import pytest
 import xarray as xr
 
 from mdsurrogate.app import core
+from mdsurrogate.campaign.backends import marked_processes
 from mdsurrogate.simulation.system import ConfinedElectrolyte, InvalidInput
 
 BASE = {"h": 4.4, "c": 0.5, "d_plus": 0.415, "d_minus": 0.415, "sigma_s": -0.015}
@@ -114,8 +115,13 @@ def test_a_failed_run_reports_the_engine_reason(tmp_path):
     assert st["status"] == "failed" and st["reason"] == "blowup" and "wall" in st["detail"]
     assert job.result() is None and "LAMMPS" in job.lammps_log()
     # the worker has exited; its LAMMPS processes may take a moment longer to be gone
-    _wait_until(lambda: core.marked_processes(job.run_id) == [], 10,
-                f"processes of the run never finished: {core.marked_processes(job.run_id)}")
+    _wait_until(lambda: _run_processes(job) == [], 10,
+                f"processes of the run never finished: {_run_processes(job)}")
+
+
+def _run_processes(job: core.MDJob) -> list[int]:
+    """Live processes of this app MD run (worker, LAMMPS), found by the run's marker in their environment."""
+    return marked_processes(job.run_id, core.RUN_MARKER_ENV, skip_zombies=True)
 
 
 def _wait_until(done, timeout_s: float, message: str) -> None:
@@ -132,9 +138,9 @@ def test_closing_all_sessions_ends_their_runs_and_removes_their_folders(tmp_path
     assert idle in core.live_sessions() and busy in core.live_sessions() and closed not in core.live_sessions()
     job = busy.start_md(ConfinedElectrolyte(**{**BASE, "c": 0.1, "h": 4.0}),
                         core.run_controls(100000.0, 1, 1))
-    _wait_until(lambda: len(core.marked_processes(job.run_id)) >= 2, 300,
+    _wait_until(lambda: len(_run_processes(job)) >= 2, 300,
                 "the MD run never finished starting (worker and LAMMPS)")
     assert core.close_all_sessions() >= 2
-    assert core.marked_processes(job.run_id) == [] and not job.running()
+    assert _run_processes(job) == [] and not job.running()
     assert not idle.workdir.exists() and not busy.workdir.exists() and list(tmp_path.iterdir()) == []
     assert idle not in core.live_sessions() and busy not in core.live_sessions()

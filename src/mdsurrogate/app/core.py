@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from mdsurrogate.campaign.backends import marked_processes
 from mdsurrogate.io import write_json_atomic
 from mdsurrogate.simulation.derived import charge_density, integrated_charge, screening_length
 from mdsurrogate.simulation.settings import PRESETS, RunControls
@@ -265,23 +266,6 @@ def auto_decide(sur, system: ConfinedElectrolyte, spread_bound: float, dataset: 
 # ---------------------------------------------------------------- MD runs
 
 
-def marked_processes(run_id: str) -> list[int]:
-    """PIDs of every live process carrying this run's marker (found by environment, never by name)."""
-    needle = f"{RUN_MARKER_ENV}={run_id}".encode()
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            env = (entry / "environ").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z" and needle in env.split(b"\0"):
-            out.append(int(entry.name))
-    return out
-
-
 @dataclass
 class MDJob:
     """One MD run in a child process (`python -m mdsurrogate.app.mdworker job.json`), its own process group."""
@@ -355,7 +339,7 @@ class MDJob:
                 pass
         deadline = time.monotonic() + timeout_s
         while True:
-            left = marked_processes(self.run_id)
+            left = marked_processes(self.run_id, RUN_MARKER_ENV, skip_zombies=True)
             if self.proc.poll() is None:
                 left.append(self.proc.pid)
             if not left or time.monotonic() > deadline:

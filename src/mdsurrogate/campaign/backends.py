@@ -28,17 +28,23 @@ def _proc_pgid(pid: int) -> int | None:
     return int(stat.rsplit(")", 1)[1].split()[2])
 
 
-def _proc_has_marker(pid: int, marker: str) -> bool:
+def _proc_has_marker(pid: int, marker: str, env_var: str = MARKER_ENV) -> bool:
     try:
         env = Path(f"/proc/{pid}/environ").read_bytes()
     except OSError:
         return False
-    return f"{MARKER_ENV}={marker}".encode() in env.split(b"\0")
+    return f"{env_var}={marker}".encode() in env.split(b"\0")
 
 
-def marked_processes(marker: str) -> list[int]:
-    """Every live process that carries this campaign's marker in its environment (workers, mpiexec, ranks)."""
-    return [int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit() and _proc_has_marker(int(e.name), marker)]
+def marked_processes(marker: str, env_var: str = MARKER_ENV, *, skip_zombies: bool = False) -> list[int]:
+    """Every live process whose environment holds `env_var=marker` (found by environment, never by name).
+
+    The default variable is the campaign's (its workers, mpiexec, ranks); the app passes its run marker, its
+    tests their tag. `skip_zombies` also leaves out exited processes not yet reaped (and those whose state
+    cannot be read)."""
+    return [int(e.name) for e in Path("/proc").iterdir()
+            if e.name.isdigit() and _proc_has_marker(int(e.name), marker, env_var)
+            and not (skip_zombies and _is_zombie(int(e.name)))]
 
 
 def kill_worker_group(pid: int, marker: str, timeout_s: float = 10.0) -> int:

@@ -91,8 +91,9 @@ def test_study_end_to_end_on_the_small_campaign(tmp_path, small_surrogate):
     md.to_netcdf(md_file)
     src = DataSource.of([FIXTURE], system="uncharged")
     study = StudyRun("kadupitiya2020", tmp_path / "out", 0, {}, data=src)
-    rec = k20.run(study, folds=3, models=("baselines", "ann_paper", "ann_ours"), paper_epochs=20, epochs=400,
-                  degree=1, paper_folds=1, sur=small_surrogate,
+    models = ("baselines", "ann_paper", "ann_ours", "profile")
+    rec = k20.run(study, folds=3, models=models, paper_epochs=20, epochs=400, degree=1, paper_folds=1,
+                  profile_folds=1, sur=small_surrogate,
                   fig6_md=DataSource.of([md_file], system="uncharged"))
     out = tmp_path / "out"
     for f in ("table.md", "study.json", "figure_table1.png", "figure_parity.png", "figure_elimination.png",
@@ -100,8 +101,9 @@ def test_study_end_to_end_on_the_small_campaign(tmp_path, small_surrogate):
         assert (out / f).is_file(), f
     assert rec["n_systems"] == 30
     rows = {r["model"]: r for r in rec["results"]["table1"]}
-    assert len(rows) == 7  # five baselines and two feature ANNs
+    assert len(rows) == 8  # five baselines, two feature ANNs, the profile surrogate
     assert rows[k20.ANN_PAPER]["n_predicted"] == 10 and rows[k20.ANN_OURS]["n_predicted"] == 30
+    assert rows[k20.PROFILE]["n_predicted"] == 10
     var = rec["results"]["md_error_bars"]
     for f in k20.FEATURES:
         # better than predicting the mean (the features depend strongly on z_p and c)
@@ -121,10 +123,9 @@ def test_study_end_to_end_on_the_small_campaign(tmp_path, small_surrogate):
     assert "A_i (paper)" in (out / "table.md").read_text()
     # rerunning the same study trains nothing again (every fold is cached)
     cached = len(list((out / "cache").glob("*.json")))
-    assert cached == 3 + 1 + 3
-    again = k20.run(StudyRun("kadupitiya2020", out, 0, {}, data=src, from_cache=True), folds=3,
-                    models=("baselines", "ann_paper", "ann_ours"), paper_epochs=20, epochs=400, degree=1,
-                    paper_folds=1, sur=small_surrogate)
+    assert cached == 3 + 1 + 3 + 1
+    again = k20.run(StudyRun("kadupitiya2020", out, 0, {}, data=src, from_cache=True), folds=3, models=models,
+                    paper_epochs=20, epochs=400, degree=1, paper_folds=1, profile_folds=1, sur=small_surrogate)
     assert again["complete"] and again["results"]["table1"] == rec["results"]["table1"]
     json.loads((out / "study.json").read_text())
 

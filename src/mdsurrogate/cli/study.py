@@ -330,6 +330,7 @@ def kadupitiya2020(
                                help="model groups: baselines (the five), ann_paper, ann_ours, profile"),
     paper_epochs: int = typer.Option(4000, help="epochs of the paper's ANN recipe"),
     paper_folds: Optional[int] = typer.Option(None, help="folds the paper's ANN runs on (default all; it is costly)"),
+    profile_folds: Optional[int] = typer.Option(None, help="folds the profile surrogate runs on (default all)"),
     epochs: Optional[int] = typer.Option(None, help="cap on our recipe's epochs (ann_ours, profile)"),
     degree: int = typer.Option(3, help="polynomial degree of the backward elimination's least-squares fits"),
     model: Optional[Path] = typer.Option(None, help="uncharged-wall surrogate for Fig. 6 (default: the shipped one)"),
@@ -363,7 +364,7 @@ def kadupitiya2020(
         except (BadPath, ValueError) as exc:
             fail(str(exc))
     opts = dict(folds=folds, models=model_list, paper_epochs=paper_epochs, epochs=epochs, degree=degree,
-                paper_folds=paper_folds)
+                paper_folds=paper_folds, profile_folds=profile_folds)
     _run_study(mod, "kadupitiya2020", data, out, seed,
                {**opts, "model": str(model) if model else "shipped", "fig6_md": [str(f) for f in fig6_md or []]},
                dict(sur=sur, fig6_md=md, **opts), workers, threads, from_cache, system="uncharged")

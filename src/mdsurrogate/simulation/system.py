@@ -82,6 +82,36 @@ class InvalidInput(ValueError):
     """An input outside its allowed range; the message names the parameter and the range."""
 
 
+def _check_continuous_inputs(system, names: tuple[str, ...], long_names: dict[str, str], units: dict[str, str],
+                             design_ranges: dict[str, tuple[float, float]],
+                             physical_limits: dict[str, tuple[float, float]], design_note: str = "") -> None:
+    """Check the continuous inputs `names` of a (frozen) system in its __post_init__ and store them as floats.
+
+    Each must be a finite real number (not a bool) within its physical limits, and within its design range
+    (1e-12 slack) unless system.allow_outside_design. Raises InvalidInput naming the input, its long name, the
+    value, the unit and the allowed range; `design_note` follows the design range in that message."""
+    for name in names:
+        value = getattr(system, name)
+        try:
+            number = float(value) if isinstance(value, (int, float, np.floating, np.integer)) \
+                and not isinstance(value, (bool, np.bool_)) else math.nan
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise InvalidInput(f"{name} ({long_names[name]}) must be a finite number, got {str(value)[:40]!r}")
+        object.__setattr__(system, name, number)
+        lo, hi = design_ranges[name]
+        plo, phi = physical_limits[name]
+        unit = units[name]
+        if not (plo <= number <= phi):
+            raise InvalidInput(f"{name} ({long_names[name]}) = {number} {unit} is outside the physically "
+                               f"supported range [{plo}, {phi}] {unit}")
+        if not system.allow_outside_design and not (lo - 1e-12 <= number <= hi + 1e-12):
+            raise InvalidInput(f"{name} ({long_names[name]}) = {number} {unit} is outside the design range "
+                               f"[{lo}, {hi}] {unit}{design_note}; pass allow_outside_design=True "
+                               "(CLI: --allow-outside-design) to simulate it anyway")
+
+
 @dataclass(frozen=True)
 class ConfinedElectrolyte:
     """The five physical inputs of one system (the surrogate's features).
@@ -103,28 +133,7 @@ class ConfinedElectrolyte:
     z_n: ClassVar[int] = -1
 
     def __post_init__(self) -> None:
-        for name in INPUT_NAMES:
-            value = getattr(self, name)
-            try:
-                number = float(value) if isinstance(value, (int, float, np.floating, np.integer)) \
-                    and not isinstance(value, (bool, np.bool_)) else math.nan
-            except OverflowError:
-                number = math.inf
-            if not math.isfinite(number):
-                raise InvalidInput(f"{name} ({INPUT_LONG_NAMES[name]}) must be a finite number, got "
-                                   f"{str(value)[:40]!r}")
-            value = number
-            object.__setattr__(self, name, value)
-            lo, hi = DESIGN_RANGES[name]
-            plo, phi = PHYSICAL_LIMITS[name]
-            unit = INPUT_UNITS[name]
-            if not (plo <= value <= phi):
-                raise InvalidInput(f"{name} ({INPUT_LONG_NAMES[name]}) = {value} {unit} is outside the physically "
-                                   f"supported range [{plo}, {phi}] {unit}")
-            if not self.allow_outside_design and not (lo - 1e-12 <= value <= hi + 1e-12):
-                raise InvalidInput(f"{name} ({INPUT_LONG_NAMES[name]}) = {value} {unit} is outside the design range "
-                                   f"[{lo}, {hi}] {unit}; pass allow_outside_design=True (CLI: --allow-outside-design) "
-                                   "to simulate it anyway")
+        _check_continuous_inputs(self, INPUT_NAMES, INPUT_LONG_NAMES, INPUT_UNITS, DESIGN_RANGES, PHYSICAL_LIMITS)
 
     def inputs(self) -> dict[str, float]:
         return {k: getattr(self, k) for k in INPUT_NAMES}
@@ -303,27 +312,9 @@ class UnchargedElectrolyte:
                 raise InvalidInput(f"{name} ({UNCHARGED_LONG_NAMES[name]}) = {str(value)[:40]} is not one of the "
                                    f"allowed valencies {list(allowed)}{extra}")
             object.__setattr__(self, name, int(value))
-        for name in ("h", "c", "d"):
-            value = getattr(self, name)
-            try:
-                number = float(value) if isinstance(value, (int, float, np.floating, np.integer)) \
-                    and not isinstance(value, (bool, np.bool_)) else math.nan
-            except OverflowError:
-                number = math.inf
-            if not math.isfinite(number):
-                raise InvalidInput(f"{name} ({UNCHARGED_LONG_NAMES[name]}) must be a finite number, got "
-                                   f"{str(value)[:40]!r}")
-            object.__setattr__(self, name, number)
-            lo, hi = UNCHARGED_DESIGN_RANGES[name]
-            plo, phi = UNCHARGED_PHYSICAL_LIMITS[name]
-            unit = UNCHARGED_INPUT_UNITS[name]
-            if not (plo <= number <= phi):
-                raise InvalidInput(f"{name} ({UNCHARGED_LONG_NAMES[name]}) = {number} {unit} is outside the "
-                                   f"physically supported range [{plo}, {phi}] {unit}")
-            if not self.allow_outside_design and not (lo - 1e-12 <= number <= hi + 1e-12):
-                raise InvalidInput(f"{name} ({UNCHARGED_LONG_NAMES[name]}) = {number} {unit} is outside the design "
-                                   f"range [{lo}, {hi}] {unit} of the uncharged-wall system; pass "
-                                   "allow_outside_design=True (CLI: --allow-outside-design) to simulate it anyway")
+        _check_continuous_inputs(self, ("h", "c", "d"), UNCHARGED_LONG_NAMES, UNCHARGED_INPUT_UNITS,
+                                 UNCHARGED_DESIGN_RANGES, UNCHARGED_PHYSICAL_LIMITS,
+                                 design_note=" of the uncharged-wall system")
 
     @property
     def d_plus(self) -> float:

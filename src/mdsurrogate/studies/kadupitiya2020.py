@@ -56,6 +56,9 @@ MODEL_ROWS = (
     ("profile surrogate (ours, 300 outputs; features of its profile)", "ANN"),
 )
 ANN_PAPER, ANN_OURS, PROFILE = (r[0] for r in MODEL_ROWS[7:])
+SHORT_NAMES = dict(zip((r[0] for r in MODEL_ROWS), ("polynomial", "kernel ridge", "SVR", "decision tree",
+                                                    "random forest", "kernel ridge, tuned", "SVR, tuned",
+                                                    "ANN, paper recipe", "ANN, our recipe", "profile surrogate")))
 #: Fig. 6: inputs and the paper's A_i for z_p = 1, 2, 3 at each c.
 FIG6_FIXED = {"h": 3.0, "z_n": -1, "d": 0.7}
 FIG6_C = (0.5, 0.9)
@@ -428,9 +431,7 @@ def _figures(study: StudyRun, F, E, table, oof, elimination, fig6) -> None:
 
     if table:
         fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), sharey=True)
-        names = [r["model"].split(" (")[0].split(",")[0] + ("" if "," not in r["model"] else
-                                                            " " + r["model"].split(", ")[1].split(" (")[0])
-                 for r in table]
+        names = [SHORT_NAMES.get(r["model"], r["model"][:24]) for r in table]
         for j, f in enumerate(FEATURES):
             ours = [r[f"{f} success %"] for r in table]
             paper = [PAPER_TABLE1[r["paper_row"]][2 * j] for r in table]
@@ -463,7 +464,9 @@ def _figures(study: StudyRun, F, E, table, oof, elimination, fig6) -> None:
         first = el["steps"][0]
         names = list(first["adj_r2_without"])
         axes[j].bar(names, [first["adj_r2"] - first["adj_r2_without"][k] for k in names], color="tab:purple")
+        axes[j].axhline(el["tol"], color="k", ls="--", lw=0.8, label=f"elimination threshold {el['tol']:g}")
         axes[j].set_yscale("symlog", linthresh=1e-4)
+        axes[j].legend(fontsize=7)
         axes[j].set(title=f"{FEATURE_LABELS[f]}: loss of adjusted R^2 when dropped (full {first['adj_r2']:.3f})",
                     ylabel="adjusted R^2 (all) - (without input)")
         axes[j].tick_params(axis="x", labelsize=7, rotation=30)

@@ -408,3 +408,12 @@ def test_campaign_spec_and_dataset_carry_the_uncharged_system(runs):
     assert list(ds["z_p"].values) == [1, 3] and list(ds["z_n"].values) == [-1, -1]
     assert ds.attrs["system_kind"] == "uncharged" and ds.sizes["point"] == N_GRID_UNCHARGED
     assert summary(ds)["runs_per_value"]["z_p"] == {"1": 1, "3": 1}
+
+
+def test_summary_figures_of_an_uncharged_dataset(tmp_path):
+    """The dataset's summary figures take the uncharged system's inputs and grid (z_n never varies: left out)."""
+    from mdsurrogate.dataset import load_dataset
+    from mdsurrogate.dataset.figures import summary_figures
+
+    paths = summary_figures(load_dataset(Path(__file__).parent / "data" / "uncharged_small.nc"), tmp_path)
+    assert [p.name for p in paths] == ["errors.png", "coverage.png"] and all(p.stat().st_size > 1000 for p in paths)

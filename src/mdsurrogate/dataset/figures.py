@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from mdsurrogate.dataset.arrays import input_names
 from mdsurrogate.dataset.core import run_rel_errors
 from mdsurrogate.io import atomic_path
-from mdsurrogate.simulation.system import INPUT_NAMES, PAPER_GRID
+from mdsurrogate.simulation.system import INPUT_NAMES, PAPER_GRID, UNCHARGED_GRID, UNCHARGED_INPUT_NAMES
 
 
 def _save(fig, path: Path, dpi: int) -> Path:
@@ -25,7 +26,8 @@ def _save(fig, path: Path, dpi: int) -> Path:
 
 def summary_figures(ds, directory: str | Path) -> list[Path]:
     """Write errors.png (median relative standard error per run, and its dependence on c) and coverage.png
-    (number of runs for every pair of inputs on the papers' grid values). Returns the paths."""
+    (number of runs for every pair of inputs on the papers' grid values, or on `UNCHARGED_GRID` for the
+    uncharged-wall system, inputs that never vary left out). Returns the paths."""
     import matplotlib  # noqa: PLC0415 - matplotlib
 
     matplotlib.use("Agg")
@@ -44,10 +46,15 @@ def summary_figures(ds, directory: str | Path) -> list[Path]:
     fig.suptitle(f"{ds.sizes['system']} runs")
     out.append(_save(fig, directory / "errors.png", dpi=100))
 
-    pairs = list(itertools.combinations(INPUT_NAMES, 2))
-    fig, axes = plt.subplots(2, 5, figsize=(18, 7))
+    uncharged = input_names(ds) == UNCHARGED_INPUT_NAMES
+    names = [k for k in UNCHARGED_INPUT_NAMES if np.unique(ds[k].values).size > 1] if uncharged else INPUT_NAMES
+    grid = {k: UNCHARGED_GRID[k] for k in names} if uncharged else PAPER_GRID
+    pairs = list(itertools.combinations(names, 2))
+    fig, axes = plt.subplots(2, (len(pairs) + 1) // 2, figsize=(3.6 * ((len(pairs) + 1) // 2), 7), squeeze=False)
+    for ax in axes.ravel()[len(pairs):]:
+        ax.set_visible(False)
     for ax, (a, b) in zip(axes.ravel(), pairs):
-        ga, gb = PAPER_GRID[a], PAPER_GRID[b]
+        ga, gb = grid[a], grid[b]
         counts = np.zeros((len(gb), len(ga)))
         va, vb = ds[a].values, ds[b].values
         for i, x in enumerate(ga):

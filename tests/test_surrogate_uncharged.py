@@ -82,7 +82,7 @@ def test_card_records_the_kind_and_the_papers_metrics(trained):
     assert m["E"] < 0.3 * e_mean_profile and m["E"] < 4 * m["E_MD"]
 
 
-def test_saves_loads_and_predicts_the_right_shape(trained):
+def test_saves_loads_and_predicts_the_right_shape(trained, monkeypatch, tmp_path):
     ds, sur, report, path = trained
     loaded = Surrogate.load(path)
     assert loaded.system_kind == "uncharged" and load_surrogate(path, system="uncharged").name == "uncharged-test"
@@ -103,6 +103,10 @@ def test_saves_loads_and_predicts_the_right_shape(trained):
     np.testing.assert_allclose(one.charge_density.values, want, rtol=1e-6, atol=1e-3)  # float32 densities
     with pytest.raises(SurrogateLoadError, match=r"uncharged-wall system .*not of the charged-wall system"):
         load_surrogate(path, system="charged")
+    # a package without a shipped surrogate of a kind says so in one line
+    import mdsurrogate.surrogate.card as card_module
+
+    monkeypatch.setattr(card_module, "default_surrogate_path", lambda system="charged": tmp_path / "none")
     with pytest.raises(SurrogateLoadError, match="no uncharged-wall surrogate ships with this mdsurrogate yet"):
         Surrogate.load(system="uncharged")
 
@@ -163,8 +167,9 @@ def test_cli_trains_on_an_uncharged_dataset_and_predicts(tmp_path):
     res = runner.invoke(app, ["predict", "--model", str(model), "--h", "3.0", "--c", "0.5", "--d-plus", "0.4",
                               "--d-minus", "0.4", "--sigma-s", "-0.01", "-o", str(tmp_path / "r")])
     assert res.exit_code != 0 and re.search(r"--d-plus, --d-minus, --sigma-s belong to the charged system", res.output)
-    res = runner.invoke(app, [*args, "-o", str(tmp_path / "s")])
-    assert res.exit_code != 0 and "no uncharged-wall surrogate ships" in res.output
+    res = runner.invoke(app, [*args, "-o", str(tmp_path / "s")])  # the shipped uncharged surrogate
+    assert res.exit_code == 0 and xr.load_dataset(tmp_path / "s.nc", engine="h5netcdf").attrs["system_kind"] == \
+        "uncharged", res.output
     res = runner.invoke(app, [*args[:-2], "--model", str(model), "-o", str(tmp_path / "t")])
     assert res.exit_code != 0 and "missing --d" in res.output
     res = runner.invoke(app, ["evaluate", str(DATA), "--model", str(model), "--split", "test"])

@@ -267,7 +267,7 @@ def run(study: StudyRun, folds: int = 20, models: tuple[str, ...] = ("baselines"
     splits = list(KFold(folds, shuffle=True, random_state=study.seed).split(np.arange(n)))
     tasks = []
     for model in models:
-        ep = paper_epochs if model == "ann_paper" else epochs
+        ep = {"ann_paper": paper_epochs, "baselines": None}.get(model, epochs)  # what the task's result depends on
         for k, (tr, te) in enumerate(splits[:n_folds.get(model, folds)]):
             key = task_key("kadupitiya2020", TASK_VERSION, study.data.sha256, study.data.error_scale, model, ep,
                            study.seed + k, tr, te)

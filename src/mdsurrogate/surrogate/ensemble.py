@@ -34,14 +34,13 @@ class ExtrapolationWarning(UserWarning):
     """Predicting outside the training range (allowed by the caller)."""
 
 
-#: Folders (in mdsurrogate/data) of the surrogates shipped in the package, by system kind; the uncharged one is
-#: not shipped yet (docs/surrogate.md, "The uncharged multivalent system").
+#: Folders (in mdsurrogate/data) of the surrogates shipped in the package, by system kind (docs/surrogate.md).
 SHIPPED_SURROGATES = {"charged": "surrogate_default", "uncharged": "surrogate_uncharged"}
 
 
 def default_surrogate_path(system: str = "charged") -> Path:
     """The ensemble of the system kind shipped inside the package (charged: mdsurrogate/data/surrogate_default;
-    uncharged: mdsurrogate/data/surrogate_uncharged, once shipped)."""
+    uncharged: mdsurrogate/data/surrogate_uncharged)."""
     system_schema(system)  # raises for an unknown kind
     return Path(__file__).resolve().parent.parent / "data" / SHIPPED_SURROGATES[system]
 

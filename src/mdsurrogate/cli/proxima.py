@@ -54,6 +54,14 @@ def _check_common(seeds: int, steps: int, potential: str, target_err: float, min
     _check_int("--epochs", epochs, 1)
 
 
+def _check_model_jobs(model: Path | None, jobs: int) -> None:
+    import os
+
+    _check_int("--jobs", jobs, 1, os.cpu_count() or 1)
+    if model is not None and not model.is_file():
+        _fail(f"--model {model} is not a file (give the ensemble.safetensors that `proxima train` wrote)")
+
+
 def _settings(seeds: int, steps: int, potential: str, target_err: float, min_target_fraction: float,
               n_blend: int, n_pretrain: int, epochs: int, **extra):
     from mdsurrogate.proxima.experiments import ExperimentSettings
@@ -70,10 +78,15 @@ def npt(
     steps: int = typer.Option(2048, help="MD steps of 1 fs (paper: 2048)"),
     potential: str = typer.Option("sw", help="target: sw or tersoff"),
     target_err: float = typer.Option(0.9, help="force error bound, eV/A (paper 0.9)"),
-    min_target_fraction: float = typer.Option(0.1, help="forced target fraction"),
+    min_target_fraction: float = typer.Option(0.2, help="forced target fraction (paper: at least 0.2)"),
     n_blend: int = typer.Option(10, help="blending steps of PROXIMA+BLEND"),
     n_pretrain: int = typer.Option(256, help="target frames the ensemble is trained on (paper 1024)"),
     epochs: int = typer.Option(32, help="training epochs (paper 32)"),
+    barostat: str = typer.Option("parrinello-rahman", help="parrinello-rahman (paper) or berendsen (paper 3.2's "
+                                 "check: no piston momentum)"),
+    model: Path = typer.Option(None, help="pre-trained ensemble (`proxima train`'s ensemble.safetensors): used as "
+                               "it is, no training from the target runs"),
+    jobs: int = typer.Option(1, help="runs in parallel, one core each (with --model: all runs at once)"),
     full: bool = typer.Option(False, help="paper settings: 10 seeds, 2048 steps, 1024 training frames"),
 ):
     """Experiment 1: 800 K NPT density and max |dV/dt| (paper Figs. 2-3)."""
@@ -83,9 +96,13 @@ def npt(
     if full:
         seeds, steps, n_pretrain = 10, 2048, 1024
     _check_common(seeds, steps, potential, target_err, min_target_fraction, n_blend, n_pretrain, epochs)
-    es = _settings(seeds, steps, potential, target_err, min_target_fraction, n_blend, n_pretrain, epochs)
+    if barostat not in ("parrinello-rahman", "berendsen"):
+        _fail(f"--barostat must be parrinello-rahman or berendsen, got {barostat!r}")
+    _check_model_jobs(model, jobs)
+    es = _settings(seeds, steps, potential, target_err, min_target_fraction, n_blend, n_pretrain, epochs,
+                   model=str(model) if model else None, jobs=jobs)
     with rich_progress() as bar:
-        s = npt_experiment(out, es, progress=bar)
+        s = npt_experiment(out, es, progress=bar, barostat=barostat)
     for cond, c in s["conditions"].items():
         typer.echo(f"{cond:8s} density {c['density_g_cc_mean']:.4f} g/cc ({c['density_rel_err_vs_target']:+.2%})"
                    f"  median max|dV/dt| {c['max_abs_dVdt_median']:.3f} A^3/fs")
@@ -99,13 +116,16 @@ def hops(
     steps: int = typer.Option(6000, help="NVT steps of 1 fs, >= 10 (paper 40000)"),
     potential: str = typer.Option("sw", help="target: sw or tersoff"),
     target_err: float = typer.Option(0.9, help="force error bound, eV/A"),
-    min_target_fraction: float = typer.Option(0.1, help="forced target fraction"),
+    min_target_fraction: float = typer.Option(0.2, help="forced target fraction (paper: at least 0.2)"),
     n_blend: int = typer.Option(10, help="blending steps of PROXIMA+BLEND"),
     n_pretrain: int = typer.Option(256, help="target frames the ensemble is trained on"),
     epochs: int = typer.Option(32, help="training epochs"),
     lattice: float = typer.Option(5.43, help="lattice constant of the NVT cell, A (4 to 8)"),
     equil_steps: int = typer.Option(500, help="steps not counted for hops (at most steps - 10)"),
     min_dwell: int = typer.Option(3, help="samples (10 fs each) a new vacant site must persist"),
+    model: Path = typer.Option(None, help="pre-trained ensemble (`proxima train`'s ensemble.safetensors): used as "
+                               "it is, no training from the target runs"),
+    jobs: int = typer.Option(1, help="runs in parallel, one core each (with --model: all runs at once)"),
     full: bool = typer.Option(False, help="paper settings: 10 seeds, 40000 steps, 1024 training frames"),
 ):
     """Experiment 2: vacancy hop rate at 1573 K NVT, Wigner-Seitz detection (paper Table 1)."""
@@ -119,8 +139,10 @@ def hops(
     _check_float("--lattice", lattice, 4.0, 8.0, unit="A")
     _check_int("--equil-steps", equil_steps, 0, steps - SAMPLE_EVERY)
     _check_int("--min-dwell", min_dwell, 1)
+    _check_model_jobs(model, jobs)
     es = _settings(seeds, steps, potential, target_err, min_target_fraction, n_blend, n_pretrain, epochs,
-                   lattice=lattice, equil_steps=equil_steps, min_dwell=min_dwell, sample_every=SAMPLE_EVERY)
+                   lattice=lattice, equil_steps=equil_steps, min_dwell=min_dwell, sample_every=SAMPLE_EVERY,
+                   model=str(model) if model else None, jobs=jobs)
     with rich_progress() as bar:
         s = hops_experiment(out, es, progress=bar)
     for cond, c in s["conditions"].items():
@@ -134,6 +156,8 @@ def cost(
     inputs: list[Path] = typer.Option([Path("runs/proxima/npt"), Path("runs/proxima/hops")],
                                       help="experiment directories with summary.json"),
     expensive: list[str] = typer.Option(["tblite", "cp2k"], help="expensive targets to time, when installed"),
+    smoke_dir: Path = typer.Option(Path("runs/proxima/smoke"), help="where `proxima smoke` wrote its measured "
+                                   "time per call (used instead of timing the target again)"),
 ):
     """Experiment 3: target/surrogate call counts and times, measured and modelled speedup (paper: 1.5x)."""
     from mdsurrogate.proxima.experiments import cost_report
@@ -145,7 +169,7 @@ def cost(
     if not found:
         _fail("no experiment summaries found; run `proxima npt` / `proxima hops` first")
     try:
-        r = cost_report(out, found, expensive)
+        r = cost_report(out, found, expensive, smoke_dir=smoke_dir)
     except (KeyError, ValueError) as exc:  # a summary.json that is not an experiment summary
         _fail(f"cannot read the experiment summaries {[str(p) for p in found]}: {type(exc).__name__}: {exc}")
     typer.echo(f"per-call target time (s): {r['per_call_target_s']}")
@@ -159,6 +183,50 @@ def cost(
                 line += " modelled " + ", ".join(f"{k} {v:.2f}" for k, v in e["modelled_speedup"].items())
             typer.echo(line)
     typer.echo(f"wrote {out / 'cost.json'}")
+
+
+@proxima_app.command()
+def train(
+    out: Path = typer.Option(Path("runs/proxima/model"), help="output directory"),
+    potential: str = typer.Option("sw", help="target: sw or tersoff"),
+    frames_per_state: int = typer.Option(1024, help="training frames at each temperature (paper: 1024 in all)"),
+    runs_per_state: int = typer.Option(4, help="target runs per temperature the frames come from"),
+    test_frames: int = typer.Option(256, help="frames per temperature of the independent test run"),
+    max_epochs: int = typer.Option(400, help="epoch limit (training stops earlier at the validation plateau)"),
+    valid_every: int = typer.Option(5, help="epochs between validation checks (the training curve)"),
+    patience: int = typer.Option(8, help="checks without a 1 %% better validation force error before stopping"),
+    batch_size: int = typer.Option(32, help="frames per batch"),
+    members: int = typer.Option(2, help="ensemble members (paper 2)"),
+    seed: int = typer.Option(1234, help="seed of the members' splits and initialisations"),
+):
+    """Train the ensemble on target frames at 800 K NPT and 1573 K NVT until the validation force error stops
+    improving; score it on independent target runs (training curve and paper Fig. 1 histogram)."""
+    from mdsurrogate.cli.progress import rich_progress
+    from mdsurrogate.proxima.pretrain import PretrainSettings, pretrain
+
+    if potential not in POTENTIALS:
+        _fail(f"--potential must be one of {', '.join(POTENTIALS)}, got {potential!r}")
+    _check_int("--frames-per-state", frames_per_state, 8)
+    _check_int("--runs-per-state", runs_per_state, 1, frames_per_state)
+    _check_int("--test-frames", test_frames, 3)
+    _check_int("--max-epochs", max_epochs, 1)
+    _check_int("--valid-every", valid_every, 1, max_epochs)
+    _check_int("--patience", patience, 0)
+    _check_int("--batch-size", batch_size, 1)
+    _check_int("--members", members, 2, 16)
+    ps = PretrainSettings(potential=potential, frames_per_state=frames_per_state, runs_per_state=runs_per_state,
+                          test_frames_per_state=test_frames, max_epochs=max_epochs, valid_every=valid_every,
+                          patience=patience, batch_size=batch_size, n_members=members, seed=seed)
+    with rich_progress() as bar:
+        s = pretrain(out, ps, progress=bar)
+    for m in s["train_log"]:
+        typer.echo(f"member {m['member']}: best epoch {m.get('best_epoch')} of {m.get('epochs_run')}, validation "
+                   f"force MAE {m['valid_force_mae']:.4f} eV/A")
+    for name, t in s["test"].items():
+        typer.echo(f"test {name}: force MAE {t['force_mae']:.4f} eV/A, max-atom error mean "
+                   f"{t['max_atom_error_mean']:.3f} / median {t['max_atom_error_median']:.3f} eV/A "
+                   f"({t['fraction_above_0.9']:.1%} above 0.9)")
+    typer.echo(f"wrote {out / 'pretrain.json'}")
 
 
 @proxima_app.command()

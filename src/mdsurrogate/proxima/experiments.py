@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -44,7 +45,7 @@ class ExperimentSettings:
     steps: int = 1024  # paper: 2048 (NPT), 40000 (hops)
     potential: str = "sw"
     target_err: float = 0.9  # paper 3.1
-    min_target_fraction: float = 0.1  # the paper's forced target fraction
+    min_target_fraction: float = 0.2  # the paper's forced target fraction ("at least 20 %")
     n_blend: int = 10  # paper
     n_pretrain: int = 256  # paper: 1024
     epochs: int = 32  # paper
@@ -53,6 +54,8 @@ class ExperimentSettings:
     sample_every: int = 10  # hops: position sampling interval (steps)
     min_dwell: int = 3  # hops: samples a new vacant site must persist
     train_seed: int = 1234
+    model: str | None = None  # a pre-trained ensemble (`proxima train`): used as it is, no training here
+    jobs: int = 1  # runs in parallel (processes, one core each)
 
 
 def _provenance() -> dict:
@@ -65,41 +68,76 @@ def _save_npz(path: Path, arrays: dict) -> None:
             np.savez_compressed(fh, **arrays)
 
 
-def run_conditions(es: ExperimentSettings, md, out: Path, progress=None) -> dict:
-    """Target-only runs for every seed, one ensemble trained on their frames, then PROXIMA and BLEND runs.
-
-    Returns {condition: {seed: (trace arrays, counts)}} and writes logs/traces under `out`.
-    """
-
-
+def _one_run(cond: str, seed: int, es: ExperimentSettings, md, out: Path, surrogate_blob: bytes | None,
+             keep_frames: bool, progress=None) -> tuple:
+    """One run of one condition (a process-pool task): returns (cond, seed, trace arrays, counts, frames)."""
     torch.set_num_threads(1)
-    target = lammps_si(es.potential)
-    results: dict = {c: {} for c in CONDITIONS}
+    atoms = si_vacancy_cell(es.lattice)
+    init_velocities(atoms, md.temperature_K, seed)
+    db = out / "db" / f"{cond}_seed{seed}.db"
+    if db.exists():
+        db.unlink()
+    n_blend = {"target": 0, "proxima": 0, "blend": es.n_blend}[cond]
+    settings = ProximaSettings(target_err=es.target_err, min_target_fraction=es.min_target_fraction,
+                               n_blend=n_blend, train_freq=None, seed=seed)
+    surrogate = EnsembleSurrogate.from_bytes(surrogate_blob) if surrogate_blob is not None else None
+    calc = ProximaCalculator(lammps_si(es.potential), surrogate=surrogate, settings=settings,
+                             db_path=db if cond != "target" else None)
+    trace = run_md(atoms, calc, md, log_path=out / "logs" / f"{cond}_seed{seed}.jsonl", progress=progress,
+                   label=f"{cond} seed {seed}")
+    arrays = trace.arrays()
+    _save_npz(out / "traces" / f"{cond}_seed{seed}.npz", arrays)
+    counts = calc.counts() | {"wall_s": trace.wall_s, "steps": md.steps}
+    frames = calc.training_frames() if keep_frames else None
+    if cond == "target":
+        calc._memory = []
+    return cond, seed, arrays, counts, frames
+
+
+def _run_all(jobs: list[tuple], es: ExperimentSettings, md, out: Path, blob: bytes | None, keep_frames: bool,
+             results: dict, progress=None) -> list:
+    """Run (cond, seed) jobs, in `es.jobs` processes when > 1 (a progress task counts finished runs)."""
     frames = []
+    if es.jobs <= 1 or len(jobs) == 1:
+        for cond, seed in jobs:
+            c, sd, arr, counts, fr = _one_run(cond, seed, es, md, out, blob, keep_frames, progress)
+            results[c][sd] = (arr, counts)
+            frames.append(fr)
+        return frames
+    import multiprocessing  # noqa: PLC0415 - only for parallel runs
+    from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
 
-    def one(cond: str, seed: int, surrogate):
-        atoms = si_vacancy_cell(es.lattice)
-        init_velocities(atoms, md.temperature_K, seed)
-        db = out / "db" / f"{cond}_seed{seed}.db"
-        if db.exists():
-            db.unlink()
-        n_blend = {"target": 0, "proxima": 0, "blend": es.n_blend}[cond]
-        settings = ProximaSettings(target_err=es.target_err, min_target_fraction=es.min_target_fraction,
-                                   n_blend=n_blend, train_freq=None, seed=seed)
-        calc = ProximaCalculator(target, surrogate=surrogate, settings=settings,
-                                 db_path=db if cond != "target" else None)
-        trace = run_md(atoms, calc, md, log_path=out / "logs" / f"{cond}_seed{seed}.jsonl", progress=progress,
-                       label=f"{cond} seed {seed}")
-        arrays = trace.arrays()
-        _save_npz(out / "traces" / f"{cond}_seed{seed}.npz", arrays)
-        counts = calc.counts() | {"wall_s": trace.wall_s, "steps": md.steps}
-        results[cond][seed] = (arrays, counts)
-        return calc
+    task = progress.add_task(f"{len(jobs)} runs, {es.jobs} at a time", total=len(jobs)) if progress else None
+    with ProcessPoolExecutor(max_workers=es.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_one_run, cond, seed, es, md, out, blob, keep_frames) for cond, seed in jobs]
+        for fut in futures:
+            c, sd, arr, counts, fr = fut.result()
+            results[c][sd] = (arr, counts)
+            frames.append(fr)
+            if task is not None:
+                progress.advance(task)
+    return frames
 
-    for seed in es.seeds:
-        calc = one("target", seed, None)
-        frames.append(calc.training_frames())
-    # paper 3.1: train once on the target points gathered first, then no further training
+
+def run_conditions(es: ExperimentSettings, md, out: Path, progress=None) -> dict:
+    """Target-only runs for every seed, then PROXIMA and BLEND runs with one ensemble: the pre-trained
+    `es.model` when given (all runs independent, run together), else one trained here on frames sampled evenly
+    from the target runs (paper 3.1: 1024 target points, then no further training).
+
+    Returns {condition: {seed: (trace arrays, counts)}, "_train": {...}} and writes logs/traces under `out`.
+    """
+    torch.set_num_threads(1)
+    results: dict = {c: {} for c in CONDITIONS}
+    if es.model is not None:
+        surrogate = EnsembleSurrogate.load(es.model)
+        blob = surrogate.to_bytes()
+        jobs = [(c, s) for s in es.seeds for c in CONDITIONS]
+        _run_all(jobs, es, md, out, blob, False, results, progress)
+        surrogate.save(out / "model" / "ensemble.safetensors")
+        results["_train"] = {"model": str(es.model), "time_s": 0.0, "log": surrogate.train_log,
+                             "n_frames": None}
+        return results
+    frames = _run_all([("target", s) for s in es.seeds], es, md, out, None, True, results, progress)
     pool = [f for run in frames for f in run]
     pick = np.linspace(0, len(pool) - 1, min(es.n_pretrain, len(pool))).round().astype(int)
     surrogate = EnsembleSurrogate(SurrogateConfig(epochs=es.epochs))
@@ -109,11 +147,85 @@ def run_conditions(es: ExperimentSettings, md, out: Path, progress=None) -> dict
                               progress=(lambda m, e: progress.advance(train_task)) if progress else None)
     train_time = time.perf_counter() - t0
     surrogate.save(out / "model" / "ensemble.safetensors")
-    for seed in es.seeds:
-        for cond in ("proxima", "blend"):
-            one(cond, seed, EnsembleSurrogate.from_state(surrogate.get_state()))
+    jobs = [(c, s) for s in es.seeds for c in ("proxima", "blend")]
+    _run_all(jobs, es, md, out, surrogate.to_bytes(), False, results, progress)
     results["_train"] = {"time_s": train_time, "n_frames": int(len(pick)), "log": train_log}
     return results
+
+
+def controller_stats(arr: dict, bound: float, window: int = 256) -> dict:
+    """The controller over a run: threshold (median, last), fraction of steps on the pure surrogate and mean
+    surrogate weight per `window` steps, and the surrogate's error at target calls (mean, median; paper Fig. 1)."""
+    thr = np.asarray(arr["threshold"], dtype=float)
+    used = np.asarray(arr["used_surrogate"], dtype=float)
+    lam = 1.0 - np.asarray(arr["lambda_target"], dtype=float)
+    err = np.asarray(arr["error"], dtype=float)
+    err = err[np.isfinite(err)]
+    n = len(used) // window
+    return {"threshold_median": _nanstat(np.median, thr),
+            "threshold_last": float(thr[np.isfinite(thr)][-1]) if np.isfinite(thr).any() else float("nan"),
+            "surrogate_fraction_per_window": [float(used[k * window:(k + 1) * window].mean()) for k in range(n)],
+            "surrogate_weight_per_window": [float(lam[k * window:(k + 1) * window].mean()) for k in range(n)],
+            "window_steps": window,
+            "error_mean": float(err.mean()) if len(err) else float("nan"),
+            "error_median": float(np.median(err)) if len(err) else float("nan"),
+            "error_fraction_above_bound": float(np.mean(err > bound)) if len(err) else float("nan")}
+
+
+def _nanstat(fn, values) -> float:
+    v = np.asarray(values, dtype=float)
+    return float(fn(v[np.isfinite(v)])) if np.isfinite(v).any() else float("nan")
+
+
+def _controller_summary(runs: dict, cond: str) -> dict:
+    """Per condition: surrogate fraction (mean over seeds), its time course, the threshold and the errors."""
+    rs = [r for k, r in runs.items() if k.startswith(cond + "_")]
+    windows = np.mean([r["surrogate_fraction_per_window"] for r in rs], axis=0)
+    return {"surrogate_fraction": float(np.mean([r["surrogate_fraction"] for r in rs])),
+            "surrogate_fraction_per_window": windows.tolist(),
+            "threshold_median": _nanstat(np.median, [r["threshold_median"] for r in rs]),
+            "error_median_of_runs": _nanstat(np.median, [r["error_median"] for r in rs]),
+            "error_mean_of_runs": _nanstat(np.mean, [r["error_mean"] for r in rs]),
+            "target_fraction": float(np.mean([r["target_calls"] / max(r["calls"], 1) for r in rs]))}
+
+
+def plot_controller(results: dict, es: ExperimentSettings, md, out: Path) -> list[Path]:
+    """Paper Fig. 1 from the runs (errors at target calls, all seeds, mean and median against the bound) and
+    the controller over time: threshold and the fraction of steps on the pure surrogate (mean over seeds)."""
+    import matplotlib  # noqa: PLC0415 - matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - matplotlib
+
+    from mdsurrogate.proxima.pretrain import plot_error_histogram  # noqa: PLC0415
+
+    labels = {"proxima": "PROXIMA", "blend": "PROXIMA+BLEND"}
+    errors = {labels[c]: np.concatenate([np.asarray(a["error"])[np.isfinite(a["error"])]
+                                         for a, _ in results[c].values()]) for c in labels}
+    paths = [plot_error_histogram(errors, es.target_err, out / "fig1_error_histogram.png",
+                                  f"surrogate error at target calls, {len(es.seeds)} seeds")]
+    fig, ax = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
+    t = np.arange(md.steps + 1) * md.dt_fs / 1000.0
+    w = max(1, (md.steps + 1) // 64)
+    for k, (cond, label) in enumerate(labels.items()):
+        with warnings.catch_warnings():  # steps before the first threshold are NaN in every seed
+            warnings.simplefilter("ignore", RuntimeWarning)
+            thr = np.nanmedian(np.array([a["threshold"] for a, _ in results[cond].values()], dtype=float), axis=0)
+        used = np.mean([a["used_surrogate"] for a, _ in results[cond].values()], axis=0)
+        ax[0].plot(t, thr, f"C{3 * k}", lw=1, label=label)
+        smooth = np.convolve(used, np.ones(w) / w, mode="same")
+        ax[1].plot(t, smooth, f"C{3 * k}", lw=1, label=label)
+    ax[0].axhline(es.target_err, color="k", ls=":", lw=0.8)
+    ax[0].set_ylabel("UQ threshold (eV/A)\nmedian over seeds")
+    ax[1].set_ylabel(f"pure-surrogate steps\n(mean over seeds, {w}-step window)")
+    ax[1].set_xlabel("time (ps)")
+    ax[0].legend(fontsize=7)
+    fig.tight_layout()
+    paths.append(out / "controller.png")
+    with atomic_path(paths[-1]) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    return paths
 
 
 def max_dvdt(volume: np.ndarray, dt_fs: float) -> float:
@@ -149,8 +261,9 @@ def npt_summary(results: dict, es: ExperimentSettings, md) -> dict:
             summary["runs"][f"{cond}_seed{seed}"] = {
                 "density_g_cc": d, "max_abs_dVdt_A3_per_fs": g, "volume_hf_rms_A3": hf,
                 "surrogate_fraction": float(np.mean(arr["used_surrogate"])),
-                "mean_lambda_target": float(np.mean(arr["lambda_target"])), **counts}
-        summary["conditions"][cond] = {
+                "mean_lambda_target": float(np.mean(arr["lambda_target"])), **counts,
+                **controller_stats(arr, es.target_err)}
+        summary["conditions"][cond] = {**_controller_summary(summary["runs"], cond),
             "density_g_cc_mean": float(np.mean(dens)), "density_g_cc_std": float(np.std(dens, ddof=1)) if
             len(dens) > 1 else float("nan"),
             "max_abs_dVdt_median": float(np.median(grads)), "max_abs_dVdt_mean": float(np.mean(grads)),
@@ -209,17 +322,20 @@ def plot_npt(results: dict, summary: dict, md, out: Path) -> list[Path]:
 
 
 def npt_experiment(out: str | Path, es: ExperimentSettings | None = None, temperature_K: float = 800.0,
-                   progress=None) -> dict:
+                   progress=None, barostat: str = "parrinello-rahman") -> dict:
     """Experiment 1 (paper 3.1-3.2): 800 K NPT of the 63-atom vacancy cell under the three conditions.
     `progress`: a rich Progress (the CLI's) that gets one task per run and one for training."""
 
     es = es or ExperimentSettings()
     out = Path(out)
-    md = MDSettings(kind="npt", temperature_K=temperature_K, steps=es.steps)
+    kinds = {"parrinello-rahman": "npt", "berendsen": "npt_berendsen"}
+    if barostat not in kinds:
+        raise ValueError(f"barostat must be one of {sorted(kinds)}, got {barostat!r}")
+    md = MDSettings(kind=kinds[barostat], temperature_K=temperature_K, steps=es.steps)
     results = run_conditions(es, md, out, progress)
     summary = npt_summary(results, es, md)
     summary.update({"settings": asdict(es), "md": asdict(md), "paper": PAPER, "provenance": _provenance()})
-    summary["plots"] = [str(p) for p in plot_npt(results, summary, md, out)]
+    summary["plots"] = [str(p) for p in plot_npt(results, summary, md, out) + plot_controller(results, es, md, out)]
     write_json_atomic(out / "summary.json", summary)
     return summary
 
@@ -242,9 +358,10 @@ def hops_summary(results: dict, es: ExperimentSettings, md) -> dict:
             summary["runs"][f"{cond}_seed{seed}"] = {
                 "hops": hops, "time_ps": time_ps, "rate_per_ps": rate, "valid_fraction": float(np.mean(track >= 0)),
                 "surrogate_fraction": float(np.mean(arr["used_surrogate"])),
-                "mean_T_K": float(np.mean(arr["temperature"])), **counts}
+                "mean_T_K": float(np.mean(arr["temperature"])), **counts, **controller_stats(arr, es.target_err)}
         mean, se = rate_with_se(rates)
-        summary["conditions"][cond] = {"rate_per_ps": mean, "se": se, "rates": rates}
+        summary["conditions"][cond] = {"rate_per_ps": mean, "se": se, "rates": rates,
+                                       **_controller_summary(summary["runs"], cond)}
     ref = summary["conditions"]["target"]["rate_per_ps"]
     for cond in CONDITIONS:
         c = summary["conditions"][cond]
@@ -284,7 +401,7 @@ def hops_experiment(out: str | Path, es: ExperimentSettings | None = None, tempe
     results = run_conditions(es, md, out, progress)
     summary = hops_summary(results, es, md)
     summary.update({"settings": asdict(es), "md": asdict(md), "paper": PAPER, "provenance": _provenance()})
-    summary["plots"] = [str(plot_hops(summary, out))]
+    summary["plots"] = [str(p) for p in [plot_hops(summary, out), *plot_controller(results, es, md, out)]]
     write_json_atomic(out / "summary.json", summary)
     return summary
 
@@ -310,15 +427,23 @@ def modelled_speedup(steps: int, target_calls: int, t_target: float, t_surrogate
 
 
 def cost_report(out: str | Path, inputs: list[str | Path], expensive: list[str] | None = None,
-                n_time_calls: int = 2) -> dict:
-    """Experiment 3: counts and times from experiment summaries; measured and modelled speedups."""
+                n_time_calls: int = 2, smoke_dir: str | Path | None = None) -> dict:
+    """Experiment 3: counts and times from experiment summaries; measured and modelled speedups. An expensive
+    target's time per call comes from its smoke run (`smoke_dir`/smoke_NAME.json, `proxima smoke NAME`) when
+    there is one, else from timing `n_time_calls` calls here."""
 
     out = Path(out)
     per_call: dict = {"paper_dft": PAPER["t_dft_s"]}
+    sources: dict = {"paper_dft": "paper 3.1"}
     for name in expensive or []:
-        if name in available_targets():
+        smoke = Path(smoke_dir) / f"smoke_{name}.json" if smoke_dir is not None else None
+        if smoke is not None and smoke.is_file():
+            per_call[name] = float(json.loads(smoke.read_text())["t_target_call_s"])
+            sources[name] = str(smoke)
+        elif name in available_targets():
             per_call[name] = time_target(make_target(name), n_time_calls)
-    report: dict = {"per_call_target_s": per_call, "experiments": {}}
+            sources[name] = f"timed here, {n_time_calls} calls"
+    report: dict = {"per_call_target_s": per_call, "per_call_source": sources, "experiments": {}}
     for path in inputs:
         path = Path(path)
         summ = json.loads((path / "summary.json").read_text() if path.is_dir() else path.read_text())
@@ -346,11 +471,51 @@ def cost_report(out: str | Path, inputs: list[str | Path], expensive: list[str] 
                        for name, t in per_call.items()}}
             exp[cond] = entry
         report["experiments"][str(path)] = exp
+    report["plots"] = [str(plot_runtimes(report, inputs, out))]
     report["paper"] = {"speedup": PAPER["speedup"], "t_dft_s": PAPER["t_dft_s"],
                        "t_surrogate_s": PAPER["t_surrogate_s"]}
     report["provenance"] = _provenance()
     write_json_atomic(out / "cost.json", report)
     return report
+
+
+def run_runtimes(runs: dict, cond: str, t_target: float | None) -> list[float]:
+    """Per-run runtime (s) of one condition: measured wall time (t_target None), or modelled with a target of
+    `t_target` s per call: target calls x t_target + the run's measured surrogate time (every step)."""
+    rs = [r for k, r in runs.items() if k.startswith(cond + "_")]
+    if t_target is None:
+        return [float(r["wall_s"]) for r in rs]
+    return [r["target_calls"] * t_target + r["surrogate_time_s"] for r in rs]
+
+
+def plot_runtimes(report: dict, inputs: list, out: Path) -> Path:
+    """Paper Fig. 4: runtimes of the runs by condition, measured (SW target) and modelled with each expensive
+    target's measured (or the paper's 4 s DFT) time per call; one row per experiment."""
+    import matplotlib  # noqa: PLC0415 - matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - matplotlib
+
+    per_call = {"measured (SW)": None, **{f"{k} {v:.3g} s/call": v for k, v in report["per_call_target_s"].items()}}
+    summaries = []
+    for path in inputs:
+        path = Path(path)
+        summaries.append((path.name, json.loads((path / "summary.json" if path.is_dir() else path).read_text())))
+    fig, axes = plt.subplots(len(summaries), len(per_call), figsize=(3.2 * len(per_call), 2.8 * len(summaries)),
+                             squeeze=False)
+    for row, (name, summ) in zip(axes, summaries):
+        for ax, (label, t) in zip(row, per_call.items()):
+            data = [np.array(run_runtimes(summ["runs"], c, t)) / 3600 for c in CONDITIONS]
+            ax.boxplot(data)
+            ax.set_xticks(range(1, 4), ["target", "PROXIMA", "+BLEND"], fontsize=7)
+            ax.set_title(f"{name}: {label}", fontsize=8)
+            ax.set_ylabel("runtime (h)", fontsize=8)
+    fig.tight_layout()
+    path = out / "fig4_runtime_boxplot.png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    return path
 
 
 def smoke_run(target_name: str, steps: int = 3, seed: int = 0, out: str | Path | None = None) -> dict:
@@ -364,4 +529,7 @@ def smoke_run(target_name: str, steps: int = 3, seed: int = 0, out: str | Path |
                              settings=ProximaSettings(train_freq=None, seed=seed))
     log = Path(out) / f"smoke_{target_name}.jsonl" if out else None
     trace = run_md(atoms, calc, MDSettings(kind="nve", steps=steps), log_path=log)
-    return {"target": target_name, "energy": trace.energy, **calc.counts()}
+    counts = calc.counts()
+    return {"target": target_name, "energy": trace.energy, **counts,
+            "t_target_call_s": counts["target_time_s"] / max(counts["target_calls"], 1),
+            "provenance": _provenance()}

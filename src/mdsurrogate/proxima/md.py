@@ -28,7 +28,7 @@ from mdsurrogate.proxima.calculator import ProximaCalculator
 class MDSettings:
     """Integrator settings (paper 3.1: 1 fs steps; 800 K NPT, 1573 K NVT)."""
 
-    kind: str = "npt"  # npt | nvt | nve
+    kind: str = "npt"  # npt (Nose-Hoover + Parrinello-Rahman) | npt_berendsen | nvt | nve
     temperature_K: float = 800.0
     steps: int = 1024
     dt_fs: float = 1.0
@@ -80,6 +80,12 @@ def make_dynamics(atoms: Atoms, md: MDSettings):
         pfactor = (md.ptime_fs * units.fs) ** 2 * md.bulk_modulus_GPa * units.GPa
         return NPT(atoms, timestep=dt, temperature_K=md.temperature_K, externalstress=0.0,
                    ttime=md.ttime_fs * units.fs, pfactor=pfactor)
+    if md.kind == "npt_berendsen":  # paper 3.2: the barostat without momentum (no fluctuations expected)
+        from ase.md.nptberendsen import NPTBerendsen  # noqa: PLC0415
+
+        return NPTBerendsen(atoms, timestep=dt, temperature_K=md.temperature_K, taut=md.ttime_fs * 4 * units.fs,
+                            pressure_au=0.0, taup=md.ptime_fs * 10 * units.fs,
+                            compressibility_au=1.0 / (md.bulk_modulus_GPa * units.GPa))
     if md.kind == "nvt":
         return NoseHooverChainNVT(atoms, timestep=dt, temperature_K=md.temperature_K, tdamp=md.tdamp_fs * units.fs)
     if md.kind == "nve":

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
 from ase.data import chemical_symbols
 from ase.neighborlist import primitive_neighbor_list
 
@@ -53,6 +54,8 @@ class SurrogateConfig:
     w_forces: float = 1.0  # eV/A
     w_stress: float = 0.1  # GPa
     huber_delta: float = 1.0
+    valid_every: int = 0  # > 0: validation errors every this many epochs (the training curve), best state kept
+    patience: int = 0  # > 0 (with valid_every): stop after this many checks without a 1 % better force error
 
 
 def _aev(cfg: SurrogateConfig) -> AEVComputer:
@@ -260,24 +263,43 @@ class EnsembleSurrogate:
             torch.manual_seed(seed)
             net = _networks(cfg, self._aev.out_dim)
             opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+            valid = _subset(data, valid_idx) if len(valid_idx) else None
+            curve: list[dict] = []
+            best = (np.inf, None, 0)  # (valid force MAE, state, epoch)
+            stale = 0
             for epoch in range(cfg.epochs):
                 order = train_idx[torch.randperm(len(train_idx), generator=gen).numpy()]
+                total, n_batches = 0.0, 0
                 for start in range(0, len(order), cfg.batch_size):
                     idx = order[start:start + cfg.batch_size]
                     loss = self._loss(net, _subset(data, idx), e0_t, y_e[idx], y_f[idx], y_s[idx], n_atoms)
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
+                    total += float(loss.detach())
+                    n_batches += 1
                 if progress is not None:
                     progress(m, epoch)
+                if cfg.valid_every and valid is not None and ((epoch + 1) % cfg.valid_every == 0
+                                                              or epoch + 1 == cfg.epochs):
+                    errs = self._valid_errors(net, valid, e0_t, y_e[valid_idx], y_f[valid_idx], y_s[valid_idx])
+                    curve.append({"epoch": epoch + 1, "train_loss": total / max(n_batches, 1), **errs})
+                    net.train()
+                    if errs["valid_force_mae"] < 0.99 * best[0]:
+                        best = (errs["valid_force_mae"], {k: v.detach().clone() for k, v in net.state_dict().items()},
+                                epoch + 1)
+                        stale = 0
+                    else:
+                        stale += 1
+                        if cfg.patience and stale >= cfg.patience:
+                            break
+            if best[1] is not None:  # the state with the best validation force error
+                net.load_state_dict(best[1])
             log = {"member": m, "seed": seed, "n_train": int(len(train_idx)), "n_valid": int(len(valid_idx))}
-            if len(valid_idx):
-                net.eval()
-                e, f, s = _energy_with_grads(self._aev, [net], _subset(data, valid_idx), e0_t, False)
-                e, f, s = e.detach(), f.detach(), s.detach()
-                log["valid_energy_mae_per_atom"] = float((e[0] - y_e[valid_idx]).abs().mean() / n_atoms)
-                log["valid_force_mae"] = float((f[0] - y_f[valid_idx]).abs().mean())
-                log["valid_stress_mae_gpa"] = float((s[0] - y_s[valid_idx]).abs().mean() * EV_A3_TO_GPA)
+            if curve:
+                log |= {"curve": curve, "best_epoch": best[2], "epochs_run": curve[-1]["epoch"]}
+            if valid is not None:
+                log |= self._valid_errors(net, valid, e0_t, y_e[valid_idx], y_f[valid_idx], y_s[valid_idx])
             states.append({k: v.detach().clone() for k, v in net.state_dict().items()})
             logs.append(log)
         self.states = states
@@ -285,6 +307,17 @@ class EnsembleSurrogate:
         self.train_log = logs
         self._load_nets()
         return logs
+
+    def _valid_errors(self, net, fr: Frames, e0, y_e, y_f, y_s) -> dict:
+        """Mean absolute errors of one member on prepared validation frames (eval mode)."""
+        net.eval()
+        n_atoms = fr.elem.shape[1]
+        e, f, s = _energy_with_grads(self._aev, [net], fr, e0, False)
+        e, f, s = e.detach(), f.detach(), s.detach()
+        return {"valid_energy_mae_per_atom": float((e[0] - y_e).abs().mean() / n_atoms),
+                "valid_force_mae": float((f[0] - y_f).abs().mean()),
+                "valid_force_max_atom_err": float((f[0] - y_f).norm(dim=-1).amax(dim=-1).mean()),
+                "valid_stress_mae_gpa": float((s[0] - y_s).abs().mean() * EV_A3_TO_GPA)}
 
     def _loss(self, net, fr: Frames, e0, y_e, y_f, y_s, n_atoms):
         cfg = self.config
@@ -350,15 +383,35 @@ class EnsembleSurrogate:
         return cls.from_bytes(Path(path).read_bytes(), source=str(path))
 
 
+_POSITIVE = ("radial_shifts", "angular_shifts", "angular_sections", "n_members", "batch_size")
+
+
+class SurrogateCalculator(Calculator):
+    """The ensemble mean as a plain ASE calculator (energy, forces, stress): relaxations, NEB, pure-surrogate MD."""
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+    def __init__(self, surrogate: "EnsembleSurrogate", **kwargs):
+        super().__init__(**kwargs)
+        self.surrogate = surrogate
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        pred = self.surrogate.predict(self.atoms)
+        e = float(pred.energy.mean())
+        self.results = {"energy": e, "free_energy": e, "forces": pred.forces.mean(axis=0),
+                        "stress": pred.stress.mean(axis=0)}
+
+
 def _check_config(cfg: SurrogateConfig) -> None:
     """Types and sane sizes of a loaded config (a hostile file must not allocate huge networks)."""
     if not cfg.symbols or any(s not in chemical_symbols[1:] for s in cfg.symbols):
         raise ValueError(f"symbols {cfg.symbols!r} are not chemical symbols")
     ints = {"radial_shifts": 256, "angular_shifts": 256, "angular_sections": 256, "n_members": 64,
-            "epochs": 10**6, "batch_size": 10**6}
+            "epochs": 10**6, "batch_size": 10**6, "valid_every": 10**6, "patience": 10**6}
     for name, hi in ints.items():
         v = getattr(cfg, name)
-        if not isinstance(v, int) or isinstance(v, bool) or not (0 if name == "epochs" else 1) <= v <= hi:
+        if not isinstance(v, int) or isinstance(v, bool) or not int(name in _POSITIVE) <= v <= hi:
             raise ValueError(f"{name} = {v!r} is not an integer in range")
     if not 1 <= len(cfg.hidden) <= 16 or any(not isinstance(h, int) or not 1 <= h <= 4096 for h in cfg.hidden):
         raise ValueError(f"hidden = {cfg.hidden!r} is not 1-16 layer widths in [1, 4096]")

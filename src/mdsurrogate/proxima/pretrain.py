@@ -1,0 +1,212 @@
+"""An ensemble fit for the paper's tests (issue 16): target frames at both temperatures, a training curve, a test.
+
+Paper 3.1 trains the ensemble on 1024 target points and then freezes it. Here the frames come from target-only
+MD at both temperatures of the paper's experiments (800 K NPT and 1573 K NVT, the 63-atom vacancy cell), from
+velocity seeds (1000 + k) disjoint from the experiments' seeds (0-9), sampled every `sample_every` steps after an
+equilibration. Training runs until the validation force error stops improving (`SurrogateConfig.valid_every`,
+`patience`; the state with the best validation error is kept), and the ensemble is then scored on frames of
+independent target runs (seed 2000 + k), per temperature: force MAE, the max-atom force error of the ensemble
+mean (the controller's error, compared with the 0.9 eV/A bound) and energy/stress errors.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from mdsurrogate.io import atomic_path, write_json_atomic
+from mdsurrogate.provenance import provenance
+from mdsurrogate.proxima.md import MDSettings, init_velocities, make_dynamics
+from mdsurrogate.proxima.surrogate import EV_A3_TO_GPA, EnsembleSurrogate, SurrogateConfig
+from mdsurrogate.proxima.targets import lammps_si, si_vacancy_cell
+
+#: The two thermodynamic states of the paper's experiments: (MD kind, temperature in K).
+STATES = (("npt", 800.0), ("nvt", 1573.0))
+TRAIN_SEED0 = 1000
+TEST_SEED0 = 2000
+
+
+@dataclass
+class PretrainSettings:
+    """Training data and schedule (defaults: the paper's 1024 frames per temperature, 2 members)."""
+
+    potential: str = "sw"
+    frames_per_state: int = 1024
+    runs_per_state: int = 4
+    test_frames_per_state: int = 256
+    sample_every: int = 10  # steps between stored frames (10 fs: decorrelated forces)
+    equil_steps: int = 500
+    max_epochs: int = 400
+    valid_every: int = 5
+    patience: int = 8  # checks without a 1 % better validation force error
+    batch_size: int = 32
+    lr: float = 1e-3
+    n_members: int = 2
+    seed: int = 1234
+    lattice: float = 5.43
+
+
+def collect_frames(kind: str, temperature_K: float, seeds: list[int], n_frames: int, ps: PretrainSettings,
+                   progress=None) -> list[Atoms]:
+    """Target-only MD of the vacancy cell, one run per seed; every `sample_every` steps after `equil_steps` a
+    frame with the target's energy, forces and stress (SinglePointCalculator). n_frames in all."""
+    target = lammps_si(ps.potential)
+    per_run = -(-n_frames // len(seeds))
+    frames: list[Atoms] = []
+    for seed in seeds:
+        atoms = si_vacancy_cell(ps.lattice)
+        init_velocities(atoms, temperature_K, seed)
+        atoms.calc = target
+        md = MDSettings(kind=kind, temperature_K=temperature_K, steps=ps.equil_steps + per_run * ps.sample_every)
+        dyn = make_dynamics(atoms, md)
+        task = progress.add_task(f"target {kind} {temperature_K:.0f} K seed {seed}", total=md.steps) \
+            if progress is not None else None
+        state = {"step": 0}
+
+        def snap():
+            if state["step"] > ps.equil_steps and (state["step"] - ps.equil_steps) % ps.sample_every == 0:
+                fr = atoms.copy()
+                fr.calc = SinglePointCalculator(fr, energy=atoms.get_potential_energy(),
+                                                forces=atoms.get_forces().copy(), stress=atoms.get_stress().copy())
+                fr.info.update({"kind": kind, "temperature_K": temperature_K, "seed": seed, "step": state["step"]})
+                frames.append(fr)
+            if task is not None and state["step"]:
+                progress.advance(task)
+            state["step"] += 1
+
+        dyn.attach(snap, interval=1)
+        dyn.run(md.steps)
+    return frames[:n_frames] if len(frames) > n_frames else frames
+
+
+def score(surrogate: EnsembleSurrogate, frames: list[Atoms]) -> dict:
+    """Errors of the ensemble mean against the target on `frames`: force MAE (eV/A, per component), the
+    controller's error max_atoms |F_target - F_mean| (mean, median, 95th percentile, fraction above 0.9 eV/A),
+    energy MAE per atom (eV) and stress MAE (GPa); plus the UQ-error correlation."""
+    errs, f_abs, e_abs, s_abs, uqs = [], [], [], [], []
+    for fr in frames:
+        pred = surrogate.predict(fr)
+        f_mean = pred.forces.mean(axis=0)
+        f_t = fr.get_forces()
+        errs.append(float(np.linalg.norm(f_t - f_mean, axis=-1).max()))
+        f_abs.append(np.abs(f_t - f_mean).mean())
+        e_abs.append(abs(pred.energy.mean() - fr.get_potential_energy()) / len(fr))
+        s_abs.append(np.abs(pred.stress.mean(axis=0) - fr.get_stress()).mean() * EV_A3_TO_GPA)
+        uqs.append(pred.uq)
+    errs = np.array(errs)
+    return {"n_frames": len(frames), "force_mae": float(np.mean(f_abs)),
+            "max_atom_error_mean": float(errs.mean()), "max_atom_error_median": float(np.median(errs)),
+            "max_atom_error_p95": float(np.percentile(errs, 95)),
+            "fraction_above_0.9": float(np.mean(errs > 0.9)),
+            "energy_mae_per_atom": float(np.mean(e_abs)), "stress_mae_gpa": float(np.mean(s_abs)),
+            "uq_error_correlation": float(np.corrcoef(uqs, errs)[0, 1]) if len(errs) > 2 else float("nan"),
+            "max_atom_errors": errs.tolist(), "uq": [float(u) for u in uqs]}
+
+
+def pretrain(out: str | Path, ps: PretrainSettings | None = None, progress=None) -> dict:
+    """Collect target frames at both temperatures, train the ensemble to a plateau of the validation force
+    error, score it on independent runs; writes `ensemble.safetensors`, `frames.extxyz`, `pretrain.json` and
+    `training_curve.png` / `error_histogram.png` into `out`."""
+    from ase.io import write  # noqa: PLC0415 - ase.io is slow to import
+
+    ps = ps or PretrainSettings()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    train, test = [], {}
+    for kind, temp in STATES:
+        train += collect_frames(kind, temp, [TRAIN_SEED0 + k for k in range(ps.runs_per_state)],
+                                ps.frames_per_state, ps, progress)
+        test[f"{kind}_{temp:.0f}K"] = collect_frames(kind, temp, [TEST_SEED0], ps.test_frames_per_state, ps,
+                                                     progress)
+    t_collect = time.perf_counter() - t0
+    with atomic_path(out / "frames.extxyz") as tmp:
+        write(tmp, train, format="extxyz")
+    cfg = SurrogateConfig(epochs=ps.max_epochs, batch_size=ps.batch_size, lr=ps.lr, n_members=ps.n_members,
+                          valid_every=ps.valid_every, patience=ps.patience)
+    surrogate = EnsembleSurrogate(cfg)
+    task = progress.add_task("train ensemble (to the validation plateau)", total=ps.n_members * ps.max_epochs) \
+        if progress is not None else None
+    t1 = time.perf_counter()
+    log = surrogate.fit(train, np.random.default_rng(ps.seed),
+                        progress=(lambda m, e: progress.advance(task)) if task is not None else None)
+    t_train = time.perf_counter() - t1
+    surrogate.save(out / "ensemble.safetensors")
+    scores = {name: score(surrogate, frames) for name, frames in test.items()}
+    summary = {"settings": asdict(ps), "config": asdict(cfg), "n_train_frames": len(train),
+               "collect_time_s": t_collect, "train_time_s": t_train, "train_log": log, "test": scores,
+               "provenance": provenance("ase", "torch", "torchani")}
+    summary["plots"] = [str(p) for p in plot_pretrain(summary, out)]
+    write_json_atomic(out / "pretrain.json", summary)
+    return summary
+
+
+def plot_pretrain(summary: dict, out: Path, bound: float = 0.9) -> list[Path]:
+    """Validation force MAE vs epoch for each member; the test-set histogram of the max-atom force error with
+    its mean and median against the bound (paper Fig. 1)."""
+    import matplotlib  # noqa: PLC0415 - matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - matplotlib
+
+    paths = []
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for m in summary["train_log"]:
+        c = m.get("curve", [])
+        ax.plot([p["epoch"] for p in c], [p["valid_force_mae"] for p in c], "o-", ms=2, label=f"member {m['member']}")
+        if "best_epoch" in m:
+            ax.axvline(m["best_epoch"], color="0.7", lw=0.8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation force MAE (eV/A)")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(out / "training_curve.png")
+    with atomic_path(paths[-1]) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    paths.append(plot_error_histogram({k: v["max_atom_errors"] for k, v in summary["test"].items()}, bound,
+                                      out / "error_histogram.png", "independent target runs"))
+    return paths
+
+
+def plot_error_histogram(errors: dict[str, list[float]], bound: float, path: Path, title: str = "") -> Path:
+    """Paper Fig. 1: histogram of the surrogate's error max_atoms |F_target - F_mean| with mean, median, bound."""
+    import matplotlib  # noqa: PLC0415 - matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - matplotlib
+
+    fig, axes = plt.subplots(1, len(errors), figsize=(4.2 * len(errors), 3.2), squeeze=False)
+    for ax, (name, err) in zip(axes[0], errors.items()):
+        err = np.asarray(err, dtype=float)
+        err = err[np.isfinite(err)]
+        ax.hist(err, bins=40, color="C0", alpha=0.7)
+        if len(err):
+            ax.axvline(err.mean(), color="C1", label=f"mean {err.mean():.2f}")
+            ax.axvline(np.median(err), color="C2", ls="--", label=f"median {np.median(err):.2f}")
+        ax.axvline(bound, color="k", ls=":", label=f"bound {bound:g}")
+        ax.set_xlabel(r"max$_i$ |F$_{target}$ - F$_{mean}$| (eV/A)")
+        ax.set_title(f"{name} ({len(err)})", fontsize=9)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    return path
+
+
+def shipped_ensemble_path() -> Path:
+    """The ensemble trained by `proxima train` (defaults, SW target) that ships with the package."""
+    from importlib import resources  # noqa: PLC0415
+
+    return Path(str(resources.files("mdsurrogate") / "data" / "proxima_sw" / "ensemble.safetensors"))

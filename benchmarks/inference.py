@@ -80,6 +80,15 @@ def gemm_limit(stacked, batch: int):
     return fn
 
 
+def sgemm_peak(n: int = 2048, repeats: int = 5) -> float:
+    """This machine's fp32 matmul rate (FLOP/s) on one large square product: the hardware ceiling."""
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    out = torch.empty(n, n)
+    torch.mm(a, b, out=out)
+    t = median_time(lambda: torch.mm(a, b, out=out), repeats)
+    return 2 * n**3 / t
+
+
 def median_stream(fn, X, batch: int, repeats: int) -> float:
     return float(np.median([stream(fn, X, batch)[0] for _ in range(repeats)]))
 
@@ -130,6 +139,11 @@ def main(argv=None) -> int:
         ts = median_stream(lambda x: stacked.mean_std(x, std=True)[1], X, a.batch, a.repeats)
         tg = median_stream(gemm_limit(stacked, a.batch), X, a.batch, a.repeats)
         to = median_stream(lambda x: old_mean_std(stacked, x)[1], X, a.batch, a.repeats)
+        peak = sgemm_peak()
+        floor = len(members) * flops * a.n / peak
+        print(f"sgemm peak of this machine (2048^3 fp32 matmul, {a.threads} threads): {peak / 1e9:.0f} GFLOP/s, so "
+              f"the {len(members) * flops * a.n / 1e12:.2f} TFLOP of {a.n:,} ensemble profiles need >= {floor:.1f} s "
+              f"in fp32 here (the 8 s goal needs >= {len(members) * flops * a.n / 8 / 1e9:.0f} GFLOP/s)", flush=True)
         print(f"{a.n:,} profiles, ensemble mean and spread: {ts:.1f} s [goal <= 8 s]; plain-GEMM limit (bare "
               f"batched matmuls, same shapes) {tg:.1f} s: ratio {ts / tg:.2f}; old stacked path {to:.1f} s "
               f"({to / ts:.2f}x slower); medians of {a.repeats}, load average {load0:.1f} -> "

@@ -32,6 +32,14 @@ BAD = [
     (["hops", "--min-dwell", "0"], "--min-dwell", ">= 1"),
     (["smoke", "sw", "--steps", "0"], "--steps", ">= 1"),
     (["cost", "--expensive", "vasp"], "--expensive", "tblite"),
+    (["npt", "--jobs", "0"], "--jobs", "in [1,"),
+    (["hops", "--model", "no-such-file.safetensors"], "--model", "not a file"),
+    (["npt", "--barostat", "andersen"], "--barostat", "berendsen"),
+    (["train", "--frames-per-state", "2"], "--frames-per-state", ">= 8"),
+    (["train", "--runs-per-state", "0"], "--runs-per-state", "in [1, 1024]"),
+    (["train", "--valid-every", "0"], "--valid-every", "in [1, 400]"),
+    (["train", "--members", "1"], "--members", "in [2, 16]"),
+    (["train", "--potential", "eam"], "--potential", "sw, tersoff"),
 ]
 
 

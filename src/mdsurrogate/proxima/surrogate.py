@@ -266,7 +266,7 @@ class EnsembleSurrogate:
             valid = _subset(data, valid_idx) if len(valid_idx) else None
             curve: list[dict] = []
             best = (np.inf, None, 0)  # (valid force MAE, state, epoch)
-            stale = 0
+            ref, stale = np.inf, 0
             for epoch in range(cfg.epochs):
                 order = train_idx[torch.randperm(len(train_idx), generator=gen).numpy()]
                 total, n_batches = 0.0, 0
@@ -285,10 +285,11 @@ class EnsembleSurrogate:
                     errs = self._valid_errors(net, valid, e0_t, y_e[valid_idx], y_f[valid_idx], y_s[valid_idx])
                     curve.append({"epoch": epoch + 1, "train_loss": total / max(n_batches, 1), **errs})
                     net.train()
-                    if errs["valid_force_mae"] < 0.99 * best[0]:
-                        best = (errs["valid_force_mae"], {k: v.detach().clone() for k, v in net.state_dict().items()},
-                                epoch + 1)
-                        stale = 0
+                    err = errs["valid_force_mae"]
+                    if err < best[0]:  # keep the lowest validation force error seen
+                        best = (err, {k: v.detach().clone() for k, v in net.state_dict().items()}, epoch + 1)
+                    if err < 0.99 * ref:  # patience counts checks without a 1 % improvement
+                        ref, stale = err, 0
                     else:
                         stale += 1
                         if cfg.patience and stale >= cfg.patience:

@@ -1,0 +1,83 @@
+"""Pre-training of the PROXIMA ensemble (issue 16): target frames at both temperatures, the validation curve with
+early stopping and best-state restore, the controller statistics and the modelled runtimes (paper Fig. 4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mdsurrogate.proxima.experiments import controller_stats, run_runtimes
+from mdsurrogate.proxima.pretrain import PretrainSettings, collect_frames, score
+from mdsurrogate.proxima.surrogate import EnsembleSurrogate, SurrogateConfig
+from mdsurrogate.proxima.targets import lammps_si
+
+
+@pytest.fixture(scope="module")
+def frames():
+    ps = PretrainSettings(equil_steps=20, sample_every=5)
+    hot = collect_frames("nvt", 1573.0, [1000, 1001], 24, ps)
+    npt = collect_frames("npt", 800.0, [1000], 12, ps)
+    return hot, npt
+
+
+def test_frames_carry_the_target_results(frames):
+    hot, npt = frames
+    assert len(hot) == 24 and len(npt) == 12
+    assert {f.info["seed"] for f in hot} == {1000, 1001}
+    steps = [f.info["step"] for f in hot if f.info["seed"] == 1000]
+    assert np.all(np.diff(steps) == 5) and steps[0] == 25  # every sample_every steps after the equilibration
+    sw = lammps_si("sw")
+    for fr in (hot[3], npt[-1]):
+        at = fr.copy()
+        at.calc = sw
+        np.testing.assert_allclose(at.get_forces(), fr.get_forces(), atol=1e-8)
+        np.testing.assert_allclose(at.get_potential_energy(), fr.get_potential_energy(), atol=1e-8)
+    # NPT frames come from a moving cell, NVT frames from the fixed one
+    assert len({round(f.get_volume(), 6) for f in npt}) > 1
+    assert len({round(f.get_volume(), 6) for f in hot}) == 1
+
+
+def test_training_curve_keeps_the_best_state_and_stops(frames):
+    hot, npt = frames
+    cfg = SurrogateConfig(epochs=12, batch_size=8, valid_fraction=0.25, valid_every=1, patience=2, lr=3e-2)
+    sur = EnsembleSurrogate(cfg)
+    logs = sur.fit(hot + npt, np.random.default_rng(0))
+    for log in logs:
+        curve = log["curve"]
+        assert [c["epoch"] for c in curve] == list(range(1, len(curve) + 1))
+        best = min(c["valid_force_mae"] for c in curve)
+        assert log["valid_force_mae"] == pytest.approx(best, rel=1e-5)  # the kept state is the best one
+        assert curve[log["best_epoch"] - 1]["valid_force_mae"] == pytest.approx(best)
+        if log["epochs_run"] < cfg.epochs:  # stopped early: the last `patience` checks did not improve by 1 %
+            ref = min(c["valid_force_mae"] for c in curve[:-cfg.patience])
+            assert all(c["valid_force_mae"] >= 0.99 * ref for c in curve[-cfg.patience:])
+    s = score(sur, hot[:6])
+    assert s["n_frames"] == 6 and len(s["max_atom_errors"]) == 6
+    assert s["max_atom_error_mean"] >= s["force_mae"]  # a max over atoms of a norm exceeds the component MAE
+    state = sur.get_state()
+    assert EnsembleSurrogate.from_state(state).config.patience == 2
+
+
+def test_controller_stats():
+    n = 512
+    used = np.zeros(n)
+    used[256:] = 1.0
+    err = np.full(n, np.nan)
+    err[:256:4] = [0.5, 1.5] * 32
+    arr = {"threshold": np.r_[np.full(10, np.nan), np.linspace(0.1, 0.5, n - 10)], "used_surrogate": used,
+           "lambda_target": 1.0 - used, "error": err}
+    s = controller_stats(arr, bound=0.9, window=256)
+    assert s["surrogate_fraction_per_window"] == [0.0, 1.0]
+    assert s["surrogate_weight_per_window"] == [0.0, 1.0]
+    assert s["error_mean"] == pytest.approx(1.0) and s["error_median"] == pytest.approx(1.0)
+    assert s["error_fraction_above_bound"] == pytest.approx(0.5)
+    assert s["threshold_last"] == pytest.approx(0.5)
+
+
+def test_run_runtimes_model():
+    runs = {"proxima_seed0": {"target_calls": 10, "surrogate_time_s": 2.0, "wall_s": 5.0},
+            "proxima_seed1": {"target_calls": 20, "surrogate_time_s": 3.0, "wall_s": 6.0},
+            "target_seed0": {"target_calls": 100, "surrogate_time_s": 0.0, "wall_s": 1.0}}
+    assert run_runtimes(runs, "proxima", None) == [5.0, 6.0]
+    assert run_runtimes(runs, "proxima", 4.0) == [42.0, 83.0]
+    assert run_runtimes(runs, "target", 4.0) == [400.0]

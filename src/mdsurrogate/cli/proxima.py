@@ -230,6 +230,31 @@ def train(
 
 
 @proxima_app.command()
+def barrier(
+    model: Path = typer.Option(None, help="ensemble to check (default: the shipped one, "
+                               "mdsurrogate/data/proxima_sw/ensemble.safetensors)"),
+    out: Path = typer.Option(Path("runs/proxima/barrier"), help="output directory"),
+    potential: str = typer.Option("sw", help="target: sw or tersoff"),
+    images: int = typer.Option(5, help="intermediate NEB images"),
+):
+    """The vacancy hop band (NEB) on the target and on the ensemble: the check before a hop-rate run."""
+    from mdsurrogate.proxima.barrier import barrier_report
+    from mdsurrogate.proxima.pretrain import shipped_ensemble_path
+
+    if potential not in POTENTIALS:
+        _fail(f"--potential must be one of {', '.join(POTENTIALS)}, got {potential!r}")
+    _check_int("--images", images, 1, 32)
+    model = model or shipped_ensemble_path()
+    _check_model_jobs(model, 1)
+    r = barrier_report(model, out, potential, images)
+    t, s = r["target"], r["surrogate_neb"]
+    typer.echo(f"target: well {t['well_eV']:.3f} eV, span {t['span_eV']:.3f} eV; ensemble: well {s['well_eV']:.3f} "
+               f"eV, span {s['span_eV']:.3f} eV (rate factor {r['span_rate_factor']:.2f} at {r['temperature_K']:.0f} K)"
+               f"; max difference on the target's images {r['max_abs_diff_on_target_path_eV']:.3f} eV")
+    typer.echo(f"wrote {out / 'barrier.json'}")
+
+
+@proxima_app.command()
 def smoke(target: str = typer.Argument(..., help="tblite or cp2k"),
           steps: int = typer.Option(3, help="NVE steps of 1 fs (>= 1)"),
           out: Path = typer.Option(Path("runs/proxima/smoke"))):

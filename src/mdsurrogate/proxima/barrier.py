@@ -14,6 +14,7 @@ changes it by exp(dE / kT): at 1573 K (kT = 0.1356 eV) 7 meV is 5 %.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 from ase import Atoms
@@ -132,3 +133,47 @@ def energies_along(path: list[Atoms], calc: Calculator) -> np.ndarray:
         im.calc = calc
         e.append(float(im.get_potential_energy()))
     return np.array(e) - e[0]
+
+
+def barrier_report(surrogate_path: str | Path, out: str | Path, potential: str = "sw", n_images: int = 5,
+                   temperature_K: float = 1573.0) -> dict:
+    """The hop band on the target and on the ensemble: the target's NEB; the ensemble's energies on the target's
+    images; the ensemble's own NEB started from them. Writes `barrier.json` and `barrier.png` into `out`; the
+    differences of the well depth and the span are also given as Arrhenius rate factors at `temperature_K`."""
+    from mdsurrogate.io import atomic_path, write_json_atomic  # noqa: PLC0415
+    from mdsurrogate.provenance import provenance  # noqa: PLC0415
+    from mdsurrogate.proxima.surrogate import EnsembleSurrogate, SurrogateCalculator  # noqa: PLC0415 - torch
+    from mdsurrogate.proxima.targets import lammps_si  # noqa: PLC0415
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    target, images = vacancy_barrier(lammps_si(potential), n_images=n_images)
+    calc = SurrogateCalculator(EnsembleSurrogate.load(surrogate_path))
+    along = energies_along(images, calc)
+    own, own_images = vacancy_barrier(calc, path=images)
+    d_span = own.span_eV - target.span_eV
+    report = {"target": target.to_dict(), "surrogate_on_target_path_eV": along.tolist(),
+              "surrogate_neb": own.to_dict(), "max_abs_diff_on_target_path_eV": float(np.abs(along - np.array(
+                  target.energies_eV)).max()),
+              "well_diff_eV": own.well_eV - target.well_eV, "span_diff_eV": d_span,
+              "span_rate_factor": rate_factor(-d_span, temperature_K), "temperature_K": temperature_K,
+              "potential": potential, "model": str(surrogate_path), "provenance": provenance("ase", "torch")}
+    import matplotlib  # noqa: PLC0415 - matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(target.path_A, target.energies_eV, "ko-", label=f"{potential.upper()} target (NEB)")
+    ax.plot(target.path_A, along, "C0s--", label="ensemble on the target's images")
+    ax.plot(own.path_A, own.energies_eV, "C3^-", label="ensemble's own NEB")
+    ax.set_xlabel("path length (A)")
+    ax.set_ylabel("energy - simple vacancy (eV)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(out / "barrier.png") as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    report["plots"] = [str(out / "barrier.png")]
+    write_json_atomic(out / "barrier.json", report)
+    return report

@@ -42,7 +42,7 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 if [ "$WITH_DFT" = 1 ]; then
     .venv/bin/pip install -q -e '.[dev,proxima]' || echo "setup: could not install tblite; proxima smoke tblite will refuse" >&2
-    if ! command -v cp2k_shell >/dev/null 2>&1; then
+    if ! command -v cp2k_shell >/dev/null 2>&1 && ! command -v cp2k_shell.psmp >/dev/null 2>&1 && ! command -v cp2k_shell.ssmp >/dev/null 2>&1; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
             export DEBIAN_FRONTEND=noninteractive
             { apt-get install -y -q --no-install-recommends cp2k >/dev/null 2>&1 \

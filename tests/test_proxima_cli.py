@@ -35,6 +35,8 @@ BAD = [
     (["npt", "--jobs", "0"], "--jobs", "in [1,"),
     (["hops", "--model", "no-such-file.safetensors"], "--model", "not a file"),
     (["npt", "--barostat", "andersen"], "--barostat", "berendsen"),
+    (["train", "--seed", "-1"], "--seed", "in [0,"),
+    (["train", "--max-epochs", "10000000"], "--max-epochs", "in [1, 1000000]"),
     (["train", "--frames-per-state", "2"], "--frames-per-state", ">= 8"),
     (["train", "--runs-per-state", "0"], "--runs-per-state", "in [1, 1024]"),
     (["train", "--valid-every", "0"], "--valid-every", "in [1, 400]"),
@@ -53,6 +55,17 @@ def test_bad_option_fails_with_one_line(args, option, allowed, tmp_path):
     assert len(lines) == 1, res.output
     assert lines[0].startswith("error: ") and option in lines[0] and allowed in lines[0]
     assert not (tmp_path / "out").exists()  # refused before any work
+
+
+@pytest.mark.parametrize("command", ["npt", "hops"])
+def test_garbage_model_file_is_one_line(command, tmp_path):
+    bad = tmp_path / "ensemble.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    res = runner.invoke(app, ["proxima", command, "--model", str(bad), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: --model") and str(bad) in lines[0], res.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_cost_without_summaries_is_one_line(tmp_path):

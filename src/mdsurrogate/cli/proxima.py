@@ -58,8 +58,17 @@ def _check_model_jobs(model: Path | None, jobs: int) -> None:
     import os
 
     _check_int("--jobs", jobs, 1, os.cpu_count() or 1)
-    if model is not None and not model.is_file():
-        _fail(f"--model {model} is not a file (give the ensemble.safetensors that `proxima train` wrote)")
+    if model is not None:
+        if not model.is_file():
+            _fail(f"--model {model} is not a file (give the ensemble.safetensors that `proxima train` wrote)")
+        from mdsurrogate.proxima.surrogate import EnsembleSurrogate
+
+        try:
+            sur = EnsembleSurrogate.load(model)
+        except ValueError as exc:
+            _fail(f"--model: {exc}")
+        if not sur.trained:
+            _fail(f"--model {model} holds an untrained ensemble")
 
 
 def _settings(seeds: int, steps: int, potential: str, target_err: float, min_target_fraction: float,
@@ -73,7 +82,8 @@ def _settings(seeds: int, steps: int, potential: str, target_err: float, min_tar
 
 @proxima_app.command()
 def npt(
-    out: Path = typer.Option(Path("runs/proxima/npt"), help="output directory"),
+    out: Path = typer.Option(None, help="output directory (default runs/proxima/npt, or runs/proxima/npt_berendsen "
+                             "with --barostat berendsen)"),
     seeds: int = typer.Option(4, help="velocity seeds per condition"),
     steps: int = typer.Option(2048, help="MD steps of 1 fs (paper: 2048)"),
     potential: str = typer.Option("sw", help="target: sw or tersoff"),
@@ -98,6 +108,7 @@ def npt(
     _check_common(seeds, steps, potential, target_err, min_target_fraction, n_blend, n_pretrain, epochs)
     if barostat not in ("parrinello-rahman", "berendsen"):
         _fail(f"--barostat must be parrinello-rahman or berendsen, got {barostat!r}")
+    out = out or Path("runs/proxima/npt" if barostat == "parrinello-rahman" else "runs/proxima/npt_berendsen")
     _check_model_jobs(model, jobs)
     es = _settings(seeds, steps, potential, target_err, min_target_fraction, n_blend, n_pretrain, epochs,
                    model=str(model) if model else None, jobs=jobs)
@@ -209,10 +220,11 @@ def train(
     _check_int("--frames-per-state", frames_per_state, 8)
     _check_int("--runs-per-state", runs_per_state, 1, frames_per_state)
     _check_int("--test-frames", test_frames, 3)
-    _check_int("--max-epochs", max_epochs, 1)
+    _check_int("--max-epochs", max_epochs, 1, 10**6)
     _check_int("--valid-every", valid_every, 1, max_epochs)
-    _check_int("--patience", patience, 0)
-    _check_int("--batch-size", batch_size, 1)
+    _check_int("--patience", patience, 0, 10**6)
+    _check_int("--batch-size", batch_size, 1, 10**6)
+    _check_int("--seed", seed, 0, 2**32 - 1)
     _check_int("--members", members, 2, 16)
     ps = PretrainSettings(potential=potential, frames_per_state=frames_per_state, runs_per_state=runs_per_state,
                           test_frames_per_state=test_frames, max_epochs=max_epochs, valid_every=valid_every,

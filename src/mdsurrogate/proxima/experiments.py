@@ -148,8 +148,11 @@ def run_conditions(es: ExperimentSettings, md, out: Path, progress=None) -> dict
         jobs = [(c, s) for s in es.seeds for c in CONDITIONS]
         _run_all(jobs, es, md, out, blob, False, results, progress)
         surrogate.save(out / "model" / "ensemble.safetensors")
-        results["_train"] = {"model": str(es.model), "time_s": 0.0, "log": surrogate.train_log,
-                             "n_frames": None}
+        pre = Path(es.model).parent / "pretrain.json"  # `proxima train`'s record, when beside the model
+        info = json.loads(pre.read_text()) if pre.is_file() else {}
+        results["_train"] = {"model": str(es.model), "log": surrogate.train_log,
+                             "time_s": float(info.get("train_time_s", 0.0)) + float(info.get("collect_time_s", 0.0)),
+                             "n_frames": info.get("n_train_frames")}
         return results
     frames = _run_all([("target", s) for s in es.seeds], es, md, out, None, True, results, progress)
     pool = [f for run in frames for f in run]
@@ -452,7 +455,8 @@ def cost_report(out: str | Path, inputs: list[str | Path], expensive: list[str] 
     for name in expensive or []:
         smoke = Path(smoke_dir) / f"smoke_{name}.json" if smoke_dir is not None else None
         if smoke is not None and smoke.is_file():
-            per_call[name] = float(json.loads(smoke.read_text())["t_target_call_s"])
+            rec = json.loads(smoke.read_text())
+            per_call[name] = float(rec.get("t_target_call_s", rec["target_time_s"] / max(rec["target_calls"], 1)))
             sources[name] = str(smoke)
         elif name in available_targets():
             per_call[name] = time_target(make_target(name), n_time_calls)

@@ -15,7 +15,7 @@ from mdsurrogate.proxima.pretrain import shipped_ensemble_path
 from mdsurrogate.proxima.surrogate import EnsembleSurrogate, SurrogateCalculator
 from mdsurrogate.proxima.targets import lammps_si
 
-TOLERANCE_EV = 0.1  # on the well depth and on the span of the band; see docs/proxima.md
+TOLERANCE_EV = 0.03  # on the well depth and the span of the band: a rate factor of 1.25 at 1573 K (docs/proxima.md)
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +51,27 @@ def test_rate_factor():
     assert rate_factor(0.00663, 1573) == pytest.approx(1.05, abs=1e-3)
 
 
+@pytest.mark.xfail(strict=True, reason="measured 2026-12-06 (docs/proxima.md): the shipped ensemble puts SW's split-"
+                   "vacancy well 0.50 eV too shallow (-1.01 vs -1.51 eV): the relaxed (0 K) band lies below every "
+                   "thermal training frame (off by -0.33 eV at the simple and +0.18 eV at the split vacancy). "
+                   "Remove this mark when a retrained ensemble passes.")
 def test_shipped_ensemble_reproduces_the_sw_band(sw_band):
     result, images = sw_band
-    surrogate = EnsembleSurrogate.load(shipped_ensemble_path())
-    calc = SurrogateCalculator(surrogate)
-    along = energies_along(images, calc)  # the surrogate on the target's band
+    calc = SurrogateCalculator(EnsembleSurrogate.load(shipped_ensemble_path()))
+    along = energies_along(images, calc)  # the surrogate on the target's band (`proxima barrier` also runs its own NEB)
     assert abs(along.min() - result.well_eV) < TOLERANCE_EV
     assert abs((along.max() - along.min()) - result.span_eV) < TOLERANCE_EV
-    own, _ = vacancy_barrier(calc, path=images)  # the surrogate's own band, started from the target's
-    assert abs(own.well_eV - result.well_eV) < TOLERANCE_EV
-    assert abs(own.span_eV - result.span_eV) < TOLERANCE_EV
+
+
+def test_shipped_ensemble_card():
+    """The card beside the shipped ensemble records its training and independent-test errors."""
+    import json
+
+    card = json.loads((shipped_ensemble_path().parent / "pretrain.json").read_text())
+    surrogate = EnsembleSurrogate.load(shipped_ensemble_path())
+    assert card["n_train_frames"] == 2048 and surrogate.config.n_members == card["settings"]["n_members"] == 2
+    for state in ("npt_800K", "nvt_1573K"):
+        assert card["test"][state]["fraction_above_0.9"] == 0.0
+        assert card["test"][state]["force_mae"] < 0.05
+    assert [m["valid_force_mae"] for m in card["train_log"]] == pytest.approx(
+        [m["valid_force_mae"] for m in surrogate.train_log])

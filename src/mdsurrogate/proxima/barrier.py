@@ -141,7 +141,7 @@ def barrier_report(surrogate_path: str | Path, out: str | Path, potential: str =
     """The hop band on the target and on the ensemble: the target's NEB; the ensemble's energies on the target's
     images; the ensemble's own NEB started from them. Writes `barrier.json` and `barrier.png` into `out`; the
     differences of the well depth and the span are also given as Arrhenius rate factors at `temperature_K`."""
-    from mdsurrogate.io import atomic_path, write_json_atomic  # noqa: PLC0415
+    from mdsurrogate.io import write_figure_atomic, write_json_atomic  # noqa: PLC0415
     from mdsurrogate.provenance import provenance  # noqa: PLC0415
     from mdsurrogate.proxima.surrogate import EnsembleSurrogate, SurrogateCalculator  # noqa: PLC0415 - torch
     from mdsurrogate.proxima.targets import lammps_si  # noqa: PLC0415
@@ -172,9 +172,7 @@ def barrier_report(surrogate_path: str | Path, out: str | Path, potential: str =
     ax.set_ylabel("energy - simple vacancy (eV)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_path(out / "barrier.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    write_figure_atomic(fig, out / "barrier.png")
     report["plots"] = [str(out / "barrier.png")]
     write_json_atomic(out / "barrier.json", report)
     return report

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from scipy.signal import savgol_filter
 
-from mdsurrogate.io import atomic_path, write_json_atomic
+from mdsurrogate.io import atomic_path, write_figure_atomic, write_json_atomic
 from mdsurrogate.provenance import provenance
 from mdsurrogate.proxima.calculator import ProximaCalculator, ProximaSettings
 from mdsurrogate.proxima.hops import count_hops, diamond_sites_frac, rate_with_se, vacancy_track
@@ -239,9 +239,7 @@ def plot_controller(results: dict, es: ExperimentSettings, md, out: Path) -> lis
     ax[0].legend(fontsize=7)
     fig.tight_layout()
     paths.append(out / "controller.png")
-    with atomic_path(paths[-1]) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    write_figure_atomic(fig, paths[-1])
     return paths
 
 
@@ -311,9 +309,7 @@ def plot_npt(results: dict, summary: dict, md, out: Path) -> list[Path]:
     ax[1].set_ylabel("density, last quarter (g/cc)")
     fig.tight_layout()
     paths.append(out / "fig3_boxplots.png")
-    with atomic_path(paths[-1]) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    write_figure_atomic(fig, paths[-1])
 
     seed = sorted(results["target"])[0]
     t = np.arange(md.steps + 1) * md.dt_fs
@@ -332,9 +328,7 @@ def plot_npt(results: dict, summary: dict, md, out: Path) -> list[Path]:
     ax[1].set_xlabel("time (fs)")
     fig.tight_layout()
     paths.append(out / "fig2_volume_trace.png")
-    with atomic_path(paths[-1]) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    write_figure_atomic(fig, paths[-1])
     return paths
 
 
@@ -401,9 +395,7 @@ def plot_hops(summary: dict, out: Path) -> Path:
     ax.set_ylabel("vacancy hop rate (1/ps)")
     fig.tight_layout()
     path = out / "table1_hop_rates.png"
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    write_figure_atomic(fig, path)
     return path
 
 
@@ -530,9 +522,7 @@ def plot_runtimes(report: dict, inputs: list, out: Path) -> Path:
             ax.set_ylabel("runtime (h)", fontsize=8)
     fig.tight_layout()
     path = out / "fig4_runtime_boxplot.png"
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    write_figure_atomic(fig, path)
     return path
 
 

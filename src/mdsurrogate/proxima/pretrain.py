@@ -20,7 +20,7 @@ import torch
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from mdsurrogate.io import atomic_path, write_json_atomic
+from mdsurrogate.io import atomic_path, write_figure_atomic, write_json_atomic
 from mdsurrogate.provenance import provenance
 from mdsurrogate.proxima.md import MDSettings, init_velocities, make_dynamics
 from mdsurrogate.proxima.surrogate import EV_A3_TO_GPA, EnsembleSurrogate, SurrogateConfig
@@ -169,9 +169,7 @@ def plot_pretrain(summary: dict, out: Path, bound: float = 0.9) -> list[Path]:
     ax.legend(fontsize=8)
     fig.tight_layout()
     paths.append(out / "training_curve.png")
-    with atomic_path(paths[-1]) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    write_figure_atomic(fig, paths[-1])
     paths.append(plot_error_histogram({k: v["max_atom_errors"] for k, v in summary["test"].items()}, bound,
                                       out / "error_histogram.png", "independent target runs"))
     return paths
@@ -199,9 +197,7 @@ def plot_error_histogram(errors: dict[str, list[float]], bound: float, path: Pat
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    write_figure_atomic(fig, path)
     return path
 
 

@@ -189,6 +189,11 @@ def controller_stats(arr: dict, bound: float, window: int = 256) -> dict:
             "error_fraction_above_bound": float(np.mean(err > bound)) if len(err) else float("nan")}
 
 
+def condition_runs(runs: dict, cond: str) -> list[dict]:
+    """The per-run records of one condition in a summary's `runs` ({"<cond>_seed<k>": record})."""
+    return [r for k, r in runs.items() if k.startswith(cond + "_")]
+
+
 def _nanstat(fn, values) -> float:
     v = np.asarray(values, dtype=float)
     return float(fn(v[np.isfinite(v)])) if np.isfinite(v).any() else float("nan")
@@ -196,7 +201,7 @@ def _nanstat(fn, values) -> float:
 
 def _controller_summary(runs: dict, cond: str) -> dict:
     """Per condition: surrogate fraction (mean over seeds), its time course, the threshold and the errors."""
-    rs = [r for k, r in runs.items() if k.startswith(cond + "_")]
+    rs = condition_runs(runs, cond)
     windows = np.mean([r["surrogate_fraction_per_window"] for r in rs], axis=0)
     return {"surrogate_fraction": float(np.mean([r["surrogate_fraction"] for r in rs])),
             "surrogate_fraction_per_window": windows.tolist(),
@@ -454,15 +459,17 @@ def cost_report(out: str | Path, inputs: list[str | Path], expensive: list[str] 
             per_call[name] = time_target(make_target(name), n_time_calls)
             sources[name] = f"timed here, {n_time_calls} calls"
     report: dict = {"per_call_target_s": per_call, "per_call_source": sources, "experiments": {}}
+    loaded = []
     for path in inputs:
         path = Path(path)
         summ = json.loads((path / "summary.json").read_text() if path.is_dir() else path.read_text())
+        loaded.append((path.name, summ))
         runs = summ["runs"]
         t_train = float(summ.get("train", {}).get("time_s", 0.0))
         exp: dict = {"_train_time_s": t_train}
-        tgt_wall = np.mean([r["wall_s"] for k, r in runs.items() if k.startswith("target_")])
+        tgt_wall = np.mean([r["wall_s"] for r in condition_runs(runs, "target")])
         for cond in CONDITIONS:
-            rs = [r for k, r in runs.items() if k.startswith(cond + "_")]
+            rs = condition_runs(runs, cond)
             steps = int(np.mean([r["steps"] for r in rs])) + 1
             tc = float(np.mean([r["target_calls"] for r in rs]))
             sc = float(np.mean([r["surrogate_calls"] for r in rs]))
@@ -481,7 +488,7 @@ def cost_report(out: str | Path, inputs: list[str | Path], expensive: list[str] 
                        for name, t in per_call.items()}}
             exp[cond] = entry
         report["experiments"][str(path)] = exp
-    report["plots"] = [str(plot_runtimes(report, inputs, out))]
+    report["plots"] = [str(plot_runtimes(report, loaded, out))]
     report["paper"] = {"speedup": PAPER["speedup"], "t_dft_s": PAPER["t_dft_s"],
                        "t_surrogate_s": PAPER["t_surrogate_s"]}
     report["provenance"] = _provenance()
@@ -492,13 +499,13 @@ def cost_report(out: str | Path, inputs: list[str | Path], expensive: list[str] 
 def run_runtimes(runs: dict, cond: str, t_target: float | None) -> list[float]:
     """Per-run runtime (s) of one condition: measured wall time (t_target None), or modelled with a target of
     `t_target` s per call: target calls x t_target + the run's measured surrogate time (every step)."""
-    rs = [r for k, r in runs.items() if k.startswith(cond + "_")]
+    rs = condition_runs(runs, cond)
     if t_target is None:
         return [float(r["wall_s"]) for r in rs]
     return [r["target_calls"] * t_target + r["surrogate_time_s"] for r in rs]
 
 
-def plot_runtimes(report: dict, inputs: list, out: Path) -> Path:
+def plot_runtimes(report: dict, summaries: list[tuple[str, dict]], out: Path) -> Path:
     """Paper Fig. 4: runtimes of the runs by condition, measured (SW target) and modelled with each expensive
     target's measured (or the paper's 4 s DFT) time per call; one row per experiment."""
     import matplotlib  # noqa: PLC0415 - matplotlib
@@ -507,10 +514,6 @@ def plot_runtimes(report: dict, inputs: list, out: Path) -> Path:
     import matplotlib.pyplot as plt  # noqa: PLC0415 - matplotlib
 
     per_call = {"measured (SW)": None, **{f"{k} {v:.3g} s/call": v for k, v in report["per_call_target_s"].items()}}
-    summaries = []
-    for path in inputs:
-        path = Path(path)
-        summaries.append((path.name, json.loads((path / "summary.json" if path.is_dir() else path).read_text())))
     fig, axes = plt.subplots(len(summaries), len(per_call), figsize=(3.2 * len(per_call), 2.8 * len(summaries)),
                              squeeze=False)
     for row, (name, summ) in zip(axes, summaries):

@@ -42,6 +42,11 @@ BAD = [
     (["train", "--valid-every", "0"], "--valid-every", "in [1, 400]"),
     (["train", "--members", "1"], "--members", "in [2, 16]"),
     (["train", "--potential", "eam"], "--potential", "sw, tersoff"),
+    (["train", "--low-t", "0"], "--low-t", "[1, 3000] K"),
+    (["train", "--quench-frames", "-1"], "--quench-frames", ">= 0"),
+    (["train", "--lr-decay", "1.5"], "--lr-decay", "[0, 0.99]"),
+    (["train", "--w-energy", "-1"], "--w-energy", "[0, 1e+06]"),
+    (["train", "--init", "/nonexistent/ensemble.safetensors"], "--init", "is not a file"),
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from mdsurrogate.proxima.experiments import controller_stats, run_runtimes
 from mdsurrogate.proxima.pretrain import PretrainSettings, collect_frames, score
@@ -100,3 +101,71 @@ def test_runs_from_a_pretrained_ensemble(frames, tmp_path):
     # with a loose bound the surrogate conditions do use the ensemble
     assert sum(s["runs"][f"proxima_seed{k}"]["surrogate_calls"] for k in (0, 1)) > 0
     assert s["train"]["model"] == str(model) and s["conditions"]["proxima"]["target_fraction"] < 1.0
+
+
+def test_warm_start_continues_from_the_weights(frames):
+    """`fit(warm_start=True)` starts from the current members and e0: with lr = 0 nothing moves."""
+    hot, npt = frames
+    sur = EnsembleSurrogate(SurrogateConfig(epochs=2, batch_size=8, valid_every=1))
+    sur.fit(hot, np.random.default_rng(0))
+    with pytest.raises(RuntimeError, match="warm_start"):
+        EnsembleSurrogate(SurrogateConfig()).fit(hot, np.random.default_rng(0), warm_start=True)
+    frozen = EnsembleSurrogate.from_state(sur.get_state())
+    frozen.config.lr = 0.0
+    frozen.config.epochs = 1
+    logs = frozen.fit(hot + npt, np.random.default_rng(0), warm_start=True)
+    assert all(log["warm_start"] for log in logs)
+    np.testing.assert_array_equal(frozen.e0, sur.e0)  # the energy shift is kept, not refitted on the new frames
+    for a, b in zip(frozen.states, sur.states):
+        for k in a:
+            assert torch.equal(a[k], b[k])
+    # a cold start on the same frames does move the weights
+    cold = EnsembleSurrogate(SurrogateConfig(epochs=1, batch_size=8))
+    cold.fit(hot + npt, np.random.default_rng(0))
+    assert not all(torch.equal(cold.states[0][k], sur.states[0][k]) for k in cold.states[0])
+
+
+def test_lr_decay_on_the_plateau(frames):
+    hot, npt = frames
+    cfg = SurrogateConfig(epochs=14, batch_size=8, valid_fraction=0.25, valid_every=1, lr=3e-2, lr_decay=0.5)
+    logs = EnsembleSurrogate(cfg).fit(hot + npt, np.random.default_rng(0))
+    for log in logs:
+        lrs = [c["lr"] for c in log["curve"]]
+        assert lrs[0] == pytest.approx(3e-2) and all(b <= a for a, b in zip(lrs, lrs[1:]))
+        for k in range(1, len(lrs)):
+            if lrs[k] < lrs[k - 1]:  # a cut only after two checks without a 1 % gain on the best so far
+                assert lrs[k] == pytest.approx(lrs[k - 1] / 2)
+                errs = [c["valid_force_mae"] for c in log["curve"][:k]]
+                assert min(errs[-2:]) > 0.99 * min(errs[:-2])
+    assert any(log["curve"][-1]["lr"] < 3e-2 for log in logs)  # a fast lr on few frames does plateau
+
+
+def test_quench_frames_go_down_to_a_minimum(frames):
+    from mdsurrogate.proxima.pretrain import FRAMES_PER_QUENCH, quench_frames
+
+    hot, _ = frames
+    ps = PretrainSettings()
+    q = quench_frames(hot, 2 * FRAMES_PER_QUENCH, ps, fmax=0.02)
+    assert 2 < len(q) <= 2 * FRAMES_PER_QUENCH and all(f.info["kind"] == "quench" for f in q)
+    sw = lammps_si("sw")
+    for start in {f.info["from_step"] for f in q}:
+        path = [f for f in q if f.info["from_step"] == start]
+        e = [f.get_potential_energy() for f in path]
+        assert e[-1] < e[0] - 1.0  # a 1573 K frame lies eV above its inherent structure
+        assert np.linalg.norm(path[-1].get_forces(), axis=1).max() < 0.02  # relaxed
+        at = path[-1].copy()
+        at.calc = sw
+        assert at.get_potential_energy() == pytest.approx(e[-1], abs=1e-8)
+
+
+def test_paired_difference():
+    from mdsurrogate.proxima.experiments import paired_difference
+
+    ref = {0: 2.0, 1: 2.2, 2: 1.8}
+    val = {0: 2.1, 1: 2.4, 2: 1.8, 7: 9.0}  # seed 7 has no target run: not paired
+    p = paired_difference(val, ref)
+    d = np.array([0.1, 0.2, 0.0])
+    assert p["n_pairs"] == 3
+    assert p["diff_mean"] == pytest.approx(d.mean())
+    assert p["diff_se"] == pytest.approx(d.std(ddof=1) / np.sqrt(3))
+    assert p["rel_diff_mean"] == pytest.approx(d.mean() / 2.0)

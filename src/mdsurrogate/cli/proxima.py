@@ -115,7 +115,9 @@ def npt(
     with rich_progress() as bar:
         s = npt_experiment(out, es, progress=bar, barostat=barostat)
     for cond, c in s["conditions"].items():
-        typer.echo(f"{cond:8s} density {c['density_g_cc_mean']:.4f} g/cc ({c['density_rel_err_vs_target']:+.2%})"
+        p = c["density_paired_vs_target"]
+        typer.echo(f"{cond:8s} density {c['density_g_cc_mean']:.4f} g/cc ({p['rel_diff_mean']:+.2%} +- "
+                   f"{p['rel_diff_se']:.2%} paired over {p['n_pairs']} seeds)"
                    f"  median max|dV/dt| {c['max_abs_dVdt_median']:.3f} A^3/fs")
     typer.echo(f"wrote {out / 'summary.json'}")
 
@@ -157,7 +159,9 @@ def hops(
     with rich_progress() as bar:
         s = hops_experiment(out, es, progress=bar)
     for cond, c in s["conditions"].items():
-        typer.echo(f"{cond:8s} hop rate {c['rate_per_ps']:.3f} +- {c['se']:.3f} /ps ({c['rel_err_vs_target']:+.1%})")
+        p = c["rate_paired_vs_target"]
+        typer.echo(f"{cond:8s} hop rate {c['rate_per_ps']:.3f} +- {c['se']:.3f} /ps ({p['rel_diff_mean']:+.1%} +- "
+                   f"{p['rel_diff_se']:.1%} paired over {p['n_pairs']} seeds)")
     typer.echo(f"wrote {out / 'summary.json'}")
 
 
@@ -209,9 +213,20 @@ def train(
     batch_size: int = typer.Option(32, help="frames per batch"),
     members: int = typer.Option(2, help="ensemble members (paper 2)"),
     seed: int = typer.Option(1234, help="seed of the members' splits and initialisations"),
+    low_t: list[float] = typer.Option([], "--low-t", help="extra NVT temperature (K) to sample, repeatable (the "
+                                      "shipped ensemble: 30 and 300)"),
+    low_t_frames: int = typer.Option(256, help="training frames at each --low-t temperature"),
+    quench_frames: int = typer.Option(0, help="frames along target relaxations of training frames (0 K inherent "
+                                      "structures; the shipped ensemble: 512)"),
+    w_energy: float = typer.Option(1.0, help="weight of the per-atom energy loss"),
+    lr: float = typer.Option(1e-3, help="Adam learning rate"),
+    lr_decay: float = typer.Option(0.0, help="multiply the learning rate by this after 2 checks without a 1 %% "
+                                   "gain (0: constant)"),
+    init: Path = typer.Option(None, help="continue training this ensemble (ensemble.safetensors) on the frames"),
 ):
-    """Train the ensemble on target frames at 800 K NPT and 1573 K NVT until the validation force error stops
-    improving; score it on independent target runs (training curve and paper Fig. 1 histogram)."""
+    """Train the ensemble on target frames at 800 K NPT and 1573 K NVT (and optionally low temperatures and
+    quenches) until the validation force error stops improving; score it on independent target runs (training
+    curve and paper Fig. 1 histogram)."""
     from mdsurrogate.cli.progress import rich_progress
     from mdsurrogate.proxima.pretrain import PretrainSettings, pretrain
 
@@ -226,9 +241,23 @@ def train(
     _check_int("--batch-size", batch_size, 1, 10**6)
     _check_int("--seed", seed, 0, 2**32 - 1)
     _check_int("--members", members, 2, 16)
+    for t in low_t:
+        if not 1.0 <= t <= 3000.0:
+            _fail(f"--low-t must be a temperature in [1, 3000] K, got {t}")
+    _check_int("--low-t-frames", low_t_frames, 1)
+    _check_int("--quench-frames", quench_frames, 0)
+    for name, v, lo, hi in (("--w-energy", w_energy, 0.0, 1e6), ("--lr", lr, 1e-8, 1.0), ("--lr-decay", lr_decay, 0.0,
+                                                                                          0.99)):
+        if not lo <= v <= hi:
+            _fail(f"{name} must be in [{lo:g}, {hi:g}], got {v}")
+    if init is not None and not init.is_file():
+        _fail(f"--init {init} is not a file (give an ensemble.safetensors that `proxima train` wrote)")
     ps = PretrainSettings(potential=potential, frames_per_state=frames_per_state, runs_per_state=runs_per_state,
                           test_frames_per_state=test_frames, max_epochs=max_epochs, valid_every=valid_every,
-                          patience=patience, batch_size=batch_size, n_members=members, seed=seed)
+                          patience=patience, batch_size=batch_size, n_members=members, seed=seed,
+                          low_t_states=tuple(("nvt", float(t)) for t in low_t), low_t_frames_per_state=low_t_frames,
+                          quench_frames=quench_frames, w_energy=w_energy, lr=lr, lr_decay=lr_decay,
+                          init=str(init) if init else None)
     with rich_progress() as bar:
         s = pretrain(out, ps, progress=bar)
     for m in s["train_log"]:

@@ -263,6 +263,18 @@ def high_freq_rms(volume: np.ndarray, window: int = 21) -> float:
     return float(np.sqrt(np.mean((v - savgol_filter(v, window, 3))[h:len(v) - h] ** 2)))
 
 
+def paired_difference(values: dict[int, float], reference: dict[int, float]) -> dict:
+    """Per-seed differences of a condition from the target-only run of the same seed: mean, its standard error
+    (SD of the differences / sqrt(n), valid whatever their correlation) and both relative to the target's mean."""
+    seeds = sorted(set(values) & set(reference))
+    d = np.array([values[k] - reference[k] for k in seeds], dtype=float)
+    ref = float(np.mean([reference[k] for k in seeds])) if seeds else float("nan")
+    se = float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+    mean = float(d.mean()) if len(d) else float("nan")
+    return {"n_pairs": len(seeds), "diff_mean": mean, "diff_se": se,
+            "rel_diff_mean": mean / ref if ref else float("nan"), "rel_diff_se": se / abs(ref) if ref else float("nan")}
+
+
 def npt_summary(results: dict, es: ExperimentSettings, md) -> dict:
 
     n_atoms = 63
@@ -290,9 +302,12 @@ def npt_summary(results: dict, es: ExperimentSettings, md) -> dict:
             "max_abs_dVdt": grads, "density": dens, "volume_hf_rms_A3_mean": float(np.mean(hfs)),
             "volume_hf_rms_A3": hfs}
     ref = summary["conditions"]["target"]["density_g_cc_mean"]
+    by_seed = {cond: {seed: summary["runs"][f"{cond}_seed{seed}"]["density_g_cc"] for seed in results[cond]}
+               for cond in CONDITIONS}
     for cond in CONDITIONS:
         c = summary["conditions"][cond]
         c["density_rel_err_vs_target"] = (c["density_g_cc_mean"] - ref) / ref
+        c["density_paired_vs_target"] = paired_difference(by_seed[cond], by_seed["target"])
     summary["train"] = results["_train"]
     return summary
 
@@ -379,9 +394,12 @@ def hops_summary(results: dict, es: ExperimentSettings, md) -> dict:
         summary["conditions"][cond] = {"rate_per_ps": mean, "se": se, "rates": rates,
                                        **_controller_summary(summary["runs"], cond)}
     ref = summary["conditions"]["target"]["rate_per_ps"]
+    by_seed = {cond: {seed: summary["runs"][f"{cond}_seed{seed}"]["rate_per_ps"] for seed in results[cond]}
+               for cond in CONDITIONS}
     for cond in CONDITIONS:
         c = summary["conditions"][cond]
         c["rel_err_vs_target"] = (c["rate_per_ps"] - ref) / ref if ref else float("nan")
+        c["rate_paired_vs_target"] = paired_difference(by_seed[cond], by_seed["target"])
     summary["train"] = results["_train"]
     return summary
 

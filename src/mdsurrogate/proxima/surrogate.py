@@ -56,6 +56,7 @@ class SurrogateConfig:
     huber_delta: float = 1.0
     valid_every: int = 0  # > 0: validation errors every this many epochs (the training curve), best state kept
     patience: int = 0  # > 0 (with valid_every): stop after this many checks without a 1 % better force error
+    lr_decay: float = 0.0  # in (0, 1) (with valid_every): multiply lr by this after 2 checks without a 1 % gain
 
 
 def _aev(cfg: SurrogateConfig) -> AEVComputer:
@@ -233,18 +234,24 @@ class EnsembleSurrogate:
         return Prediction(energy=e[:, 0].detach().double().numpy(), forces=f[:, 0].detach().double().numpy(),
                           stress=_voigt(s[:, 0].detach().double().numpy()))
 
-    def fit(self, frames: list[Atoms], rng: np.random.Generator, progress=None) -> list[dict]:
+    def fit(self, frames: list[Atoms], rng: np.random.Generator, progress=None, warm_start: bool = False
+            ) -> list[dict]:
         """Train every member on its own random (1 - valid_fraction) split (paper 2.3).
 
-        `frames` carry target energy/forces/stress (e.g. read from the ASE db). Returns per-member logs.
+        `frames` carry target energy/forces/stress (e.g. read from the ASE db). `warm_start`: continue from the
+        current member weights and energy shift e0 (fine-tuning on extended data) instead of a fresh start.
+        Returns per-member logs.
         """
         cfg = self.config
+        if warm_start and not self.trained:
+            raise RuntimeError("warm_start needs a trained ensemble")
+        init_states = self.states if warm_start else None
         energies = np.array([a.get_potential_energy() for a in frames])
         forces = np.array([a.get_forces() for a in frames])
         stress = np.array([a.get_stress() for a in frames])
         counts = np.array([[sum(1 for s in a.get_chemical_symbols() if s == sym) for sym in cfg.symbols]
                            for a in frames], dtype=float)
-        e0 = np.linalg.lstsq(counts, energies, rcond=None)[0]
+        e0 = np.asarray(self.e0, dtype=float) if warm_start else np.linalg.lstsq(counts, energies, rcond=None)[0]
         self.e0 = e0
         e0_t = torch.tensor(e0, dtype=torch.float32)
         data = prepare(frames, cfg.symbols, cfg.radial_cutoff)
@@ -262,7 +269,11 @@ class EnsembleSurrogate:
             valid_idx = np.flatnonzero(~is_train)
             torch.manual_seed(seed)
             net = _networks(cfg, self._aev.out_dim)
+            if init_states is not None:
+                net.load_state_dict(init_states[m])
             opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.lr_decay, patience=1, threshold=0.01) \
+                if 0 < cfg.lr_decay < 1 else None
             valid = _subset(data, valid_idx) if len(valid_idx) else None
             curve: list[dict] = []
             best = (np.inf, None, 0)  # (valid force MAE, state, epoch)
@@ -283,9 +294,12 @@ class EnsembleSurrogate:
                 if cfg.valid_every and valid is not None and ((epoch + 1) % cfg.valid_every == 0
                                                               or epoch + 1 == cfg.epochs):
                     errs = self._valid_errors(net, valid, e0_t, y_e[valid_idx], y_f[valid_idx], y_s[valid_idx])
-                    curve.append({"epoch": epoch + 1, "train_loss": total / max(n_batches, 1), **errs})
+                    curve.append({"epoch": epoch + 1, "train_loss": total / max(n_batches, 1),
+                                  "lr": opt.param_groups[0]["lr"], **errs})
                     net.train()
                     err = errs["valid_force_mae"]
+                    if sched is not None:
+                        sched.step(err)
                     if err < best[0]:  # keep the lowest validation force error seen
                         best = (err, {k: v.detach().clone() for k, v in net.state_dict().items()}, epoch + 1)
                     if err < 0.99 * ref:  # patience counts checks without a 1 % improvement
@@ -296,7 +310,8 @@ class EnsembleSurrogate:
                             break
             if best[1] is not None:  # the state with the best validation force error
                 net.load_state_dict(best[1])
-            log = {"member": m, "seed": seed, "n_train": int(len(train_idx)), "n_valid": int(len(valid_idx))}
+            log = {"member": m, "seed": seed, "n_train": int(len(train_idx)), "n_valid": int(len(valid_idx)),
+                   "warm_start": bool(warm_start)}
             if curve:
                 log |= {"curve": curve, "best_epoch": best[2], "epochs_run": curve[-1]["epoch"]}
             if valid is not None:
@@ -417,7 +432,7 @@ def _check_config(cfg: SurrogateConfig) -> None:
     if not 1 <= len(cfg.hidden) <= 16 or any(not isinstance(h, int) or not 1 <= h <= 4096 for h in cfg.hidden):
         raise ValueError(f"hidden = {cfg.hidden!r} is not 1-16 layer widths in [1, 4096]")
     for name in ("radial_cutoff", "angular_cutoff", "lr", "valid_fraction", "w_energy", "w_forces", "w_stress",
-                 "huber_delta"):
+                 "huber_delta", "lr_decay"):
         v = getattr(cfg, name)
         if not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
             raise ValueError(f"{name} = {v!r} is not a finite number >= 0")

@@ -12,7 +12,7 @@ Thermal frames alone leave the 0 K structures of the hop path (the relaxed simpl
 below every thermal frame) to extrapolation, and the ensemble trained on them alone misplaces SW's split-vacancy
 well by 0.5 eV (docs/proxima.md). Two optional sets cover that region without using the hop path itself:
 `low_t_states` (target MD at low temperature, seeds 1000 + k) and `quench_frames` (frames along target BFGS
-relaxations of training frames: the inherent structures of the thermal states and the way down to them). `init`
+relaxations of training frames of every state: their inherent structures and the way down to them). `init`
 continues training from an earlier ensemble (its weights and energy shift) on the extended set.
 """
 
@@ -176,14 +176,13 @@ def pretrain(out: str | Path, ps: PretrainSettings | None = None, progress=None)
                                 ps.frames_per_state, ps, progress)
         test[f"{kind}_{temp:.0f}K"] = collect_frames(kind, temp, [TEST_SEED0], ps.test_frames_per_state, ps,
                                                      progress)
-    thermal = list(train)
     for kind, temp in ps.low_t_states:
         train += collect_frames(kind, temp, [TRAIN_SEED0 + k for k in range(ps.runs_per_state)],
                                 ps.low_t_frames_per_state, ps, progress)
         test[f"{kind}_{temp:.0f}K"] = collect_frames(kind, temp, [TEST_SEED0], ps.test_frames_per_state, ps,
                                                      progress)
-    if ps.quench_frames:
-        train += quench_frames(thermal, ps.quench_frames, ps, progress=progress)
+    if ps.quench_frames:  # starts spread over every sampled state: the 0 K structures of each basin
+        train += quench_frames(list(train), ps.quench_frames, ps, progress=progress)
     t_collect = time.perf_counter() - t0
     with atomic_path(out / "frames.extxyz") as tmp:
         write(tmp, train, format="extxyz")
@@ -195,6 +194,16 @@ def pretrain(out: str | Path, ps: PretrainSettings | None = None, progress=None)
         if cfg.n_members != ps.n_members:
             raise ValueError(f"init ensemble {ps.init} has {cfg.n_members} members, settings ask {ps.n_members}")
         init_card = {"path": str(ps.init), "version": surrogate.version, "train_log": surrogate.train_log}
+        card = Path(ps.init).parent / "pretrain.json"
+        if card.is_file():  # how the init ensemble was made (its own init chain included)
+            import json  # noqa: PLC0415
+
+            prev = json.loads(card.read_text())
+            init_card["card"] = {k: prev.get(k) for k in ("settings", "frames_by_set", "n_train_frames",
+                                                           "train_time_s", "init", "test", "provenance")}
+            for t in init_card["card"].get("test") or {}:
+                init_card["card"]["test"][t] = {k: v for k, v in init_card["card"]["test"][t].items()
+                                                if k not in ("max_atom_errors", "uq")}
         surrogate = EnsembleSurrogate(cfg, version=surrogate.version, e0=surrogate.e0, states=surrogate.states)
     else:
         cfg = SurrogateConfig(epochs=ps.max_epochs, batch_size=ps.batch_size, lr=ps.lr, n_members=ps.n_members,
@@ -232,16 +241,33 @@ def plot_pretrain(summary: dict, out: Path, bound: float = 0.9) -> list[Path]:
     import matplotlib.pyplot as plt  # noqa: PLC0415 - matplotlib
 
     paths = []
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for m in summary["train_log"]:
-        c = m.get("curve", [])
-        ax.plot([p["epoch"] for p in c], [p["valid_force_mae"] for p in c], "o-", ms=2, label=f"member {m['member']}")
-        if "best_epoch" in m:
-            ax.axvline(m["best_epoch"], color="0.7", lw=0.8)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation force MAE (eV/A)")
-    ax.set_yscale("log")
-    ax.legend(fontsize=8)
+    stages = [summary["train_log"]]  # this training, then the `init` chain back to the first fresh start
+    init = summary.get("init")
+    while init:
+        stages.append(init["train_log"])
+        init = (init.get("card") or {}).get("init")
+    stages.reverse()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    offset = 0
+    for k, logs in enumerate(stages):
+        for m in logs:
+            c = m.get("curve", [])
+            x = [offset + p["epoch"] for p in c]
+            label = f"member {m['member']}" if k == len(stages) - 1 else None
+            axes[0].plot(x, [p["valid_force_mae"] for p in c], "o-", ms=2, color=f"C{m['member']}", label=label)
+            axes[1].plot(x, [p["valid_energy_mae_per_atom"] * 1e3 for p in c], "o-", ms=2, color=f"C{m['member']}")
+        offset += max((m.get("epochs_run") or 0) for m in logs)
+        if k < len(stages) - 1:
+            for ax in axes:
+                ax.axvline(offset, color="0.6", ls="--", lw=0.8)
+    axes[0].set_ylabel("validation force MAE (eV/A)")
+    axes[1].set_ylabel("validation energy MAE (meV/atom)")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.set_yscale("log")
+    if len(stages) > 1:
+        fig.suptitle("dashed: training continued from the previous stage's weights (`init`)", fontsize=9)
+    axes[0].legend(fontsize=8)
     fig.tight_layout()
     paths.append(out / "training_curve.png")
     write_figure_atomic(fig, paths[-1])

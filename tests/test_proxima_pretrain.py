@@ -169,3 +169,14 @@ def test_paired_difference():
     assert p["diff_mean"] == pytest.approx(d.mean())
     assert p["diff_se"] == pytest.approx(d.std(ddof=1) / np.sqrt(3))
     assert p["rel_diff_mean"] == pytest.approx(d.mean() / 2.0)
+
+
+def test_pretrain_cost_sums_the_init_chain():
+    from mdsurrogate.proxima.pretrain import pretrain_cost_s
+
+    first = {"collect_time_s": 100.0, "train_time_s": 1000.0, "init": None}
+    second = {"collect_time_s": 10.0, "train_time_s": 200.0, "init": {"path": "a", "card": first}}
+    third = {"collect_time_s": 1.0, "train_time_s": 30.0, "init": {"path": "b", "card": second}}
+    assert pretrain_cost_s(first) == 1100.0
+    assert pretrain_cost_s(third) == 1341.0
+    assert pretrain_cost_s({"train_time_s": 5.0, "init": {"path": "c"}}) == 5.0  # an init without its card

@@ -26,6 +26,7 @@ from mdsurrogate.provenance import provenance
 from mdsurrogate.proxima.calculator import ProximaCalculator, ProximaSettings
 from mdsurrogate.proxima.hops import count_hops, diamond_sites_frac, rate_with_se, vacancy_track
 from mdsurrogate.proxima.md import MDSettings, init_velocities, run_md
+from mdsurrogate.proxima.pretrain import pretrain_cost_s
 from mdsurrogate.proxima.surrogate import EnsembleSurrogate, SurrogateConfig
 from mdsurrogate.proxima.targets import available_targets, density_g_cc, lammps_si, make_target, si_vacancy_cell
 
@@ -151,8 +152,7 @@ def run_conditions(es: ExperimentSettings, md, out: Path, progress=None) -> dict
         pre = Path(es.model).parent / "pretrain.json"  # `proxima train`'s record, when beside the model
         info = json.loads(pre.read_text()) if pre.is_file() else {}
         results["_train"] = {"model": str(es.model), "log": surrogate.train_log,
-                             "time_s": float(info.get("train_time_s", 0.0)) + float(info.get("collect_time_s", 0.0)),
-                             "n_frames": info.get("n_train_frames")}
+                             "time_s": pretrain_cost_s(info), "n_frames": info.get("n_train_frames")}
         return results
     frames = _run_all([("target", s) for s in es.seeds], es, md, out, None, True, results, progress)
     pool = [f for run in frames for f in run]
@@ -484,6 +484,9 @@ def cost_report(out: str | Path, inputs: list[str | Path], expensive: list[str] 
         loaded.append((path.name, summ))
         runs = summ["runs"]
         t_train = float(summ.get("train", {}).get("time_s", 0.0))
+        card = Path(str(summ.get("train", {}).get("model", ""))).parent / "pretrain.json"
+        if summ.get("train", {}).get("model") and card.is_file():  # the whole init chain of a `proxima train` model
+            t_train = pretrain_cost_s(json.loads(card.read_text()))
         exp: dict = {"_train_time_s": t_train}
         tgt_wall = np.mean([r["wall_s"] for r in condition_runs(runs, "target")])
         for cond in CONDITIONS:

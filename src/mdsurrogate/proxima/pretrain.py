@@ -200,7 +200,8 @@ def pretrain(out: str | Path, ps: PretrainSettings | None = None, progress=None)
 
             prev = json.loads(card.read_text())
             init_card["card"] = {k: prev.get(k) for k in ("settings", "frames_by_set", "n_train_frames",
-                                                           "train_time_s", "init", "test", "provenance")}
+                                                           "collect_time_s", "train_time_s", "init", "test",
+                                                           "provenance")}
             for t in init_card["card"].get("test") or {}:
                 init_card["card"]["test"][t] = {k: v for k, v in init_card["card"]["test"][t].items()
                                                 if k not in ("max_atom_errors", "uq")}
@@ -300,6 +301,15 @@ def plot_error_histogram(errors: dict[str, list[float]], bound: float, path: Pat
     fig.tight_layout()
     write_figure_atomic(fig, path)
     return path
+
+
+def pretrain_cost_s(card: dict) -> float:
+    """Wall time (s) of collecting and training, summed over a card's `init` chain back to the fresh start."""
+    total = 0.0
+    while card:
+        total += float(card.get("collect_time_s") or 0.0) + float(card.get("train_time_s") or 0.0)
+        card = ((card.get("init") or {}).get("card")) or {}
+    return total
 
 
 def shipped_ensemble_path() -> Path:

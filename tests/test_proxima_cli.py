@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
 from mdsurrogate.cli import app
+from mdsurrogate.proxima.pretrain import shipped_ensemble_path
 
 runner = CliRunner()
 
@@ -47,6 +50,8 @@ BAD = [
     (["train", "--lr-decay", "1.5"], "--lr-decay", "[0, 0.99]"),
     (["train", "--w-energy", "-1"], "--w-energy", "[0, 1e+06]"),
     (["train", "--init", "/nonexistent/ensemble.safetensors"], "--init", "is not a file"),
+    (["train", "--init", str(Path(__file__)), "--out", "/tmp/never"], "--init", ""),
+    (["train", "--init", str(shipped_ensemble_path()), "--members", "3"], "--members", "ensemble's 2 members, got 3"),
 ]
 
 

@@ -59,16 +59,22 @@ def _check_model_jobs(model: Path | None, jobs: int) -> None:
 
     _check_int("--jobs", jobs, 1, os.cpu_count() or 1)
     if model is not None:
-        if not model.is_file():
-            _fail(f"--model {model} is not a file (give the ensemble.safetensors that `proxima train` wrote)")
-        from mdsurrogate.proxima.surrogate import EnsembleSurrogate
+        _load_ensemble_option("--model", model)
 
-        try:
-            sur = EnsembleSurrogate.load(model)
-        except ValueError as exc:
-            _fail(f"--model: {exc}")
-        if not sur.trained:
-            _fail(f"--model {model} holds an untrained ensemble")
+
+def _load_ensemble_option(name: str, path: Path):
+    """The trained ensemble a --model/--init option names, or one `error:` line saying what is wrong with it."""
+    if not path.is_file():
+        _fail(f"{name} {path} is not a file (give the ensemble.safetensors that `proxima train` wrote)")
+    from mdsurrogate.proxima.surrogate import EnsembleSurrogate
+
+    try:
+        sur = EnsembleSurrogate.load(path)
+    except ValueError as exc:
+        _fail(f"{name}: {exc}")
+    if not sur.trained:
+        _fail(f"{name} {path} holds an untrained ensemble")
+    return sur
 
 
 def _settings(seeds: int, steps: int, potential: str, target_err: float, min_target_fraction: float,
@@ -250,8 +256,10 @@ def train(
                                                                                           0.99)):
         if not lo <= v <= hi:
             _fail(f"{name} must be in [{lo:g}, {hi:g}], got {v}")
-    if init is not None and not init.is_file():
-        _fail(f"--init {init} is not a file (give an ensemble.safetensors that `proxima train` wrote)")
+    if init is not None:
+        n_init = _load_ensemble_option("--init", init).config.n_members
+        if n_init != members:
+            _fail(f"--members must equal the --init ensemble's {n_init} members, got {members}")
     ps = PretrainSettings(potential=potential, frames_per_state=frames_per_state, runs_per_state=runs_per_state,
                           test_frames_per_state=test_frames, max_epochs=max_epochs, valid_every=valid_every,
                           patience=patience, batch_size=batch_size, n_members=members, seed=seed,

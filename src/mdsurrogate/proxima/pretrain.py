@@ -18,6 +18,7 @@ continues training from an earlier ensemble (its weights and energy shift) on th
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -196,8 +197,6 @@ def pretrain(out: str | Path, ps: PretrainSettings | None = None, progress=None)
         init_card = {"path": str(ps.init), "version": surrogate.version, "train_log": surrogate.train_log}
         card = Path(ps.init).parent / "pretrain.json"
         if card.is_file():  # how the init ensemble was made (its own init chain included)
-            import json  # noqa: PLC0415
-
             prev = json.loads(card.read_text())
             init_card["card"] = {k: prev.get(k) for k in ("settings", "frames_by_set", "n_train_frames",
                                                            "collect_time_s", "train_time_s", "init", "test",

@@ -303,6 +303,22 @@ def test_simulations_to_reach_interpolates():
     assert active_learning.simulations_to_reach(n, e, 0.4) == 50
 
 
+def test_reach_bootstrap_brackets_the_ratio():
+    n = [50, 100, 150, 200]
+    rnd = [[0.4, 0.3, 0.2, 0.1], [0.42, 0.31, 0.2, 0.12], [0.38, 0.29, 0.2, 0.08]]
+    fast = [[0.4, 0.1, 0.05, 0.04], [0.42, 0.12, 0.06, 0.05], [0.38, 0.08, 0.04, 0.03]]  # at the target by n = 100
+    same = [[0.4, 0.3, 0.2, 0.1]] * 3
+    curves = {"random": {"n": n, "E_per_seed": rnd}, "fast": {"n": n, "E_per_seed": fast},
+              "same": {"n": n, "E_per_seed": same}}
+    b = active_learning.reach_bootstrap(curves, n_boot=500, seed=1)
+    assert b["fast"]["p16"] >= 2.0 and b["fast"]["fraction_ge_2"] == 1.0
+    assert b["random"]["p16"] == pytest.approx(1.0) and b["random"]["fraction_ge_2"] == 0.0
+    # a rule whose every seed equals random's mean curve sits at 1x: its spread comes from the target's alone
+    assert b["same"]["p16"] <= 1.0 + 1e-9 <= b["same"]["p84"] + 1e-9
+    with pytest.raises(ValueError, match="same seeds"):
+        active_learning.reach_bootstrap({"random": {"n": n, "E_per_seed": rnd}, "x": {"n": n, "E_per_seed": rnd[:2]}})
+
+
 class _FakeEnsemble:
     def predict_mean_std(self, X):
         return X[:, :1] * 0, np.repeat(X[:, 1:2], 4, axis=1)  # "spread" = the concentration

@@ -105,6 +105,31 @@ def simulations_to_reach(n: np.ndarray, e: np.ndarray, target: float) -> float:
     return float("inf")
 
 
+def reach_bootstrap(curves: dict, n_boot: int = 4000, seed: int = 0) -> dict[str, dict]:
+    """Uncertainty of 'fewer than random (x)' = n_max / n_rule, by a paired bootstrap over the seeds.
+
+    Chains of the same seed share their start set and test set, so one resample of seed indices is applied to every
+    rule; each resample recomputes the mean curves, the target (random's E at n_max) and each rule's crossing.
+    Returns per rule the 16th/50th/84th percentiles of the ratio (a crossing beyond the last round counts as ratio
+    0) and the fraction of resamples with a ratio >= 2 (the issue's goal)."""
+    E = {rule: np.asarray(c["E_per_seed"], dtype=float) for rule, c in curves.items()}
+    n_seeds = len(E["random"])
+    if any(len(e) != n_seeds for e in E.values()):
+        raise ValueError("the rules must have the same seeds for a paired bootstrap")
+    n_max = float(curves["random"]["n"][-1])
+    rng = np.random.default_rng(seed)
+    ratios = {rule: np.empty(n_boot) for rule in E}
+    for b in range(n_boot):
+        idx = rng.integers(0, n_seeds, n_seeds)
+        target = E["random"][idx, -1].mean()
+        for rule, e in E.items():
+            n_r = simulations_to_reach(np.asarray(curves[rule]["n"]), e[idx].mean(axis=0), target)
+            ratios[rule][b] = n_max / n_r if np.isfinite(n_r) else 0.0
+    return {rule: {"p16": float(np.percentile(r, 16)), "p50": float(np.percentile(r, 50)),
+                   "p84": float(np.percentile(r, 84)), "fraction_ge_2": float(np.mean(r >= 2.0))}
+            for rule, r in ratios.items()}
+
+
 def run(study: StudyRun, rules: tuple[str, ...] = RULES, seeds: int = 5, start: int = 50, batch: int = 25,
         rounds: int = 10, n_test: int | None = None, members: int = 3, epochs: int | None = 1500) -> dict:
     ds = study.data.load()
@@ -164,6 +189,13 @@ def run(study: StudyRun, rules: tuple[str, ...] = RULES, seeds: int = 5, start: 
                       f"not within {curves[rule]['n'][-1]}",
                       "fewer than random (x)": n_max / n_r if np.isfinite(n_r) else 0.0,
                       f"E at n = {n_max}": curves[rule]["E_mean"][-1]})
+    seeds_equal = len({len(c["E_per_seed"]) for c in curves.values()}) == 1
+    if seeds_equal and len(curves["random"]["E_per_seed"]) > 1:
+        boot = reach_bootstrap(curves, seed=study.seed)
+        for row in reach:
+            b = boot[row["rule"]]
+            row["68 % interval (bootstrap over seeds)"] = f"{b['p16']:.2f}-{b['p84']:.2f}"
+            row["resamples >= 2x"] = b["fraction_ge_2"]
     _figure(study, curves, target)
     results = {"n_systems": n_sys, "n_test": n_test, "pool": len(pool_rows), "start": start, "batch": batch,
                "rounds": rounds, "seeds": seeds, "seeds_done": seeds_done, "members": members, "epochs": epochs,
@@ -183,8 +215,12 @@ def _markdown(r: dict) -> str:
            md_table(rows, ["simulations", *[f"E {rule}" for rule in rules]], {"simulations": "d"}),
            f"Target: E of random sampling with {r['n_max']} simulations = {r['target_E']:.4f} M.", "",
            md_table(r["reach"], list(r["reach"][0]), {"simulations to reach E_random(n_max)": ".0f",
-                                                      "fewer than random (x)": ".2f"}),
+                                                      "fewer than random (x)": ".2f",
+                                                      "resamples >= 2x": ".2f"}),
            f"Goal of the issue: {r['goal']}."]
+    if "68 % interval (bootstrap over seeds)" in r["reach"][0]:
+        out += ["", "Interval and 'resamples >= 2x': a paired bootstrap over the seeds (one resample of seed indices "
+                "for every rule, since a seed fixes the start set; the target is recomputed in each resample)."]
     return "\n".join(out) + "\n"
 
 

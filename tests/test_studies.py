@@ -244,6 +244,27 @@ def test_softlabels_records_histories_and_final_weights(tmp_path, synth):
     assert base["val_final/best"] >= 1.0  # the last validation loss is never below the best one
 
 
+def test_softlabels_scores_the_same_networks_on_a_reference(tmp_path, synth):
+    """With the test systems themselves as the 'reference' (same bins), E ref equals E: the wiring is the test's."""
+    import xarray as xr
+
+    from mdsurrogate.studies import softlabels
+
+    ds = xr.load_dataset(synth)
+    test_rows, _ = ntrain.split_rows(system_groups(inputs_array(ds)), 20, [40], 1, 0)
+    ref_file = tmp_path / "ref.nc"
+    save(ds.isel(system=np.asarray(test_rows)), ref_file)
+    study = _study("softlabels", tmp_path / "sl", synth)
+    rec = softlabels.run(study, sizes=[40], recipes=("default",), n_test=20, epochs=60,
+                         reference=DataSource.of([ref_file]))
+    for row in rec["results"]["rows"]:
+        assert row["E ref"] == pytest.approx(row["E"], rel=1e-5)
+        assert row["E_I+ ref"] == pytest.approx(row["E_I+"], rel=1e-5)
+    ratio = rec["results"]["ratios"][0]
+    assert ratio["E ref ModNN / BaseNN"] == pytest.approx(ratio["E ModNN / BaseNN"], rel=1e-5)
+    assert "E ref" in (tmp_path / "sl" / "table.md").read_text()
+
+
 # -- sensitivity, trendlines, profiles (the shipped surrogate) -------------------------------------------------
 
 

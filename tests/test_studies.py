@@ -265,6 +265,25 @@ def test_softlabels_scores_the_same_networks_on_a_reference(tmp_path, synth):
     assert "E ref" in (tmp_path / "sl" / "table.md").read_text()
 
 
+def test_softlabels_repeats_give_paired_ratios_with_errors(tmp_path, synth):
+    from mdsurrogate.studies import softlabels
+
+    kw = dict(sizes=[40], recipes=("default",), n_test=20, epochs=60)
+    one = softlabels.run(_study("softlabels", tmp_path / "sl", synth), **kw)["results"]
+    two = softlabels.run(_study("softlabels", tmp_path / "sl", synth), repeats=2, **kw)["results"]
+    assert [r for r in two["rows"] if r["repeat"] == 0] == one["rows"]  # repeat 0 is the cached single run
+    per = {(r["model"], r["repeat"]): r["E"] for r in two["rows"]}
+    assert per[("BaseNN", 1)] != per[("BaseNN", 0)]  # another training set and seed
+    pairs = [per[("ModNN", k)] / per[("BaseNN", k)] for k in (0, 1)]
+    ratio = two["ratios"][0]
+    assert ratio["repeats"] == 2 and ratio["E ModNN / BaseNN"] == pytest.approx(np.mean(pairs))
+    assert ratio["E ModNN / BaseNN SE"] == pytest.approx(np.std(pairs, ddof=1) / np.sqrt(2))
+    mean_base = next(r for r in two["mean_rows"] if r["model"] == "BaseNN")
+    assert mean_base["repeats"] == 2 and mean_base["E"] == pytest.approx((per[("BaseNN", 0)] + per[("BaseNN", 1)]) / 2)
+    with pytest.raises(ValueError, match="repeats must be in"):
+        softlabels.run(_study("softlabels", tmp_path / "x", synth), repeats=0, **kw)
+
+
 # -- sensitivity, trendlines, profiles (the shipped surrogate) -------------------------------------------------
 
 

@@ -181,6 +181,7 @@ def softlabels(
     n_test: Optional[int] = typer.Option(None, help="test systems (default 200, or 20 %% under 1000 systems)"),
     paper_epochs: int = typer.Option(9500, help="epochs of the paper's recipe (kadupitiya2021: 9500+)"),
     epochs: Optional[int] = typer.Option(None, help="cap on our recipe's epochs"),
+    repeats: int = typer.Option(1, help="training sets and seeds per N_train (paired BaseNN/ModNN ratios, SE)"),
     reference: Optional[Path] = typer.Option(None, help="the authors' 81 systems (default ../shared/reference)"),
     use_reference: bool = typer.Option(True, "--reference-score/--no-reference", help="score on the reference"),
     seed: int = typer.Option(0, help="seed of the test set, the training sets and the networks"),
@@ -198,8 +199,10 @@ def softlabels(
         fail(f"--recipes takes 'paper' and/or 'default', got {recipes!r}")
     if not 1 <= paper_epochs <= 10**6:
         fail(f"--paper-epochs must be in [1, 1000000], got {paper_epochs}")
+    if not 1 <= repeats <= 100:
+        fail(f"--repeats must be in [1, 100], got {repeats}")
     opts = dict(sizes=_ints(sizes, "--sizes"), recipes=recipe_list, n_test=n_test, paper_epochs=paper_epochs,
-                epochs=epochs)
+                epochs=epochs, repeats=repeats)
     ref = _reference(reference, use_reference)
     _run_study(mod, "softlabels", data, out, seed, {**opts, "reference": bool(ref)}, dict(reference=ref, **opts),
                workers, threads, from_cache)

@@ -98,36 +98,42 @@ def train_one(data: DataSource, train_rows: list[int], test_rows: list[int], con
 
 def run(study: StudyRun, sizes: list[int] | None = None, recipes: tuple[str, ...] = ("paper", "default"),
         n_test: int | None = None, paper_epochs: int = 9500, epochs: int | None = None,
-        reference: DataSource | None = None) -> dict:
+        reference: DataSource | None = None, repeats: int = 1) -> dict:
     ds = study.data.load()
     groups = system_groups(inputs_array(ds))
     n_sys = int(np.unique(groups).size)
     n_test = (200 if n_sys >= 1000 else max(1, n_sys // 5)) if n_test is None else n_test
     if not 1 <= n_test < n_sys - 1:
         raise ValueError(f"n_test must be in [1, {n_sys - 2}] for {n_sys} systems, got {n_test}")
+    if not 1 <= repeats <= 100:
+        raise ValueError(f"repeats must be in [1, 100], got {repeats}")
     sizes = sorted(sizes or [n for n in (100, 300, 800) if n <= n_sys - n_test] or [n_sys - n_test])
     if sizes[0] < 2 or sizes[-1] > n_sys - n_test:
         raise ValueError(f"sizes must be in [2, {n_sys - n_test}] (systems left after the test set), got {sizes}")
-    test_rows, trains = split_rows(groups, n_test, sizes, 1, study.seed)
+    test_rows, trains = split_rows(groups, n_test, sizes, repeats, study.seed)
     tasks, meta = [], {}
-    for rname in recipes:
-        for n in sizes:
-            for loss in LOSSES:
-                cfg = recipe(rname, loss, seed=study.seed, epochs=epochs if rname == "default" else paper_epochs)
-                if rname == "paper":
-                    cfg = {**cfg, "eval_every": max(1, paper_epochs // 500)}
-                rows = trains[(n, 0)]
-                key = task_key("softlabels", study.data.sha256, study.data.error_scale, rows, test_rows, cfg,
-                               *([reference.sha256] if reference is not None else []))
-                tasks.append((key, train_one, dict(data=study.data, train_rows=rows.tolist(),
-                                                   test_rows=test_rows.tolist(), config=cfg, reference=reference)))
-                meta[key] = {"recipe": rname, "N_train": n, "loss": loss}
+    for rep in range(repeats):  # repeat 0 is the original single comparison (same keys: its cache is reused)
+        for rname in recipes:
+            for n in sizes:
+                for loss in LOSSES:
+                    cfg = recipe(rname, loss, seed=study.seed + 1000 * rep,
+                                 epochs=epochs if rname == "default" else paper_epochs)
+                    if rname == "paper":
+                        cfg = {**cfg, "eval_every": max(1, paper_epochs // 500)}
+                    rows = trains[(n, rep)]
+                    key = task_key("softlabels", study.data.sha256, study.data.error_scale, rows, test_rows, cfg,
+                                   *([reference.sha256] if reference is not None else []))
+                    tasks.append((key, train_one, dict(data=study.data, train_rows=rows.tolist(),
+                                                       test_rows=test_rows.tolist(), config=cfg,
+                                                       reference=reference)))
+                    meta[key] = {"recipe": rname, "N_train": n, "loss": loss, "repeat": rep}
     done = study.run_tasks("training", tasks)
     rows_out = []
     tasks = [t for t in tasks if t[0] in done]  # all of them unless reporting from the cache
     for key, _, _ in tasks:
         m, r = meta[key], done[key]
         rows_out.append({"recipe": m["recipe"], "N_train": m["N_train"], "model": LOSSES[m["loss"]],
+                         "repeat": m["repeat"],
                          **{k: r["test"][k] for k in ("E", "E_I+", "E_B+", "E_I-", "E_B-", "MSE_interface",
                                                       "MSE_bulk", "A", "A_eps>0")},
                          "E (final weights)": r["test_final_weights"].get("E", np.nan),
@@ -136,26 +142,53 @@ def run(study: StudyRun, sizes: list[int] | None = None, recipes: tuple[str, ...
                             if "reference" in r else {}),
                          "best_epoch": r["best_epoch"], "epochs_run": r["epochs_run"],
                          "val_final/best": r["final_over_best_val"], "train_time_s": r["train_time_s"]})
-    ratios = []
-    for rname in recipes:
-        for n in sizes:
-            b = next((x for x in rows_out if x["recipe"] == rname and x["N_train"] == n and x["model"] == "BaseNN"),
-                     None)
-            s = next((x for x in rows_out if x["recipe"] == rname and x["N_train"] == n and x["model"] == "ModNN"),
-                     None)
-            if b is None or s is None:
-                continue
-            ratios.append({"recipe": rname, "N_train": n, "E ModNN / BaseNN": s["E"] / b["E"],
-                           "E final weights ModNN / BaseNN": s["E (final weights)"] / b["E (final weights)"],
-                           "E_I+ ModNN / BaseNN": s["E_I+"] / b["E_I+"],
-                           **({"E ref ModNN / BaseNN": s["E ref"] / b["E ref"]} if "E ref" in b else {}),
-                           "BaseNN val final/best": b["val_final/best"], "ModNN val final/best": s["val_final/best"]})
+    ratios = [x for rname in recipes for n in sizes if (x := paired_ratios(rows_out, rname, n))]
     _figures(study, tasks, meta, done, sizes, recipes)
     results = {"n_systems": n_sys, "n_test": n_test, "sizes": sizes, "recipes": list(recipes),
-               "reference": reference is not None,
-               "paper_epochs": paper_epochs, "rows": rows_out, "ratios": ratios, "paper": PAPER,
+               "reference": reference is not None, "repeats": repeats,
+               "paper_epochs": paper_epochs, "rows": rows_out, "mean_rows": mean_rows(rows_out), "ratios": ratios,
+               "paper": PAPER,
                "histories": {key: {**meta[key], "history": done[key]["history"]} for key, _, _ in tasks}}
     return study.finish(results, _markdown(results), n_systems=n_sys)
+
+
+RATIO_OF = {"E ModNN / BaseNN": "E", "E final weights ModNN / BaseNN": "E (final weights)",
+            "E_I+ ModNN / BaseNN": "E_I+", "E ref ModNN / BaseNN": "E ref"}
+
+
+def paired_ratios(rows: list[dict], rname: str, n: int) -> dict | None:
+    """E(ModNN) / E(BaseNN) per repeat (the two networks share the training set and seed) for one recipe and
+    N_train: the mean over repeats and its standard error (NaN with one repeat), and the overfitting markers."""
+    pairs = []
+    for rep in sorted({x["repeat"] for x in rows}):
+        sel = [x for x in rows if x["recipe"] == rname and x["N_train"] == n and x["repeat"] == rep]
+        b = next((x for x in sel if x["model"] == "BaseNN"), None)
+        s = next((x for x in sel if x["model"] == "ModNN"), None)
+        if b is not None and s is not None:
+            pairs.append((b, s))
+    if not pairs:
+        return None
+    out: dict = {"recipe": rname, "N_train": n, "repeats": len(pairs)}
+    for name, col in RATIO_OF.items():
+        if col not in pairs[0][0]:
+            continue
+        v = np.array([s[col] / b[col] for b, s in pairs])
+        out[name] = float(v.mean())
+        out[f"{name} SE"] = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+    out["BaseNN val final/best"] = float(np.mean([b["val_final/best"] for b, _ in pairs]))
+    out["ModNN val final/best"] = float(np.mean([s["val_final/best"] for _, s in pairs]))
+    return out
+
+
+def mean_rows(rows: list[dict]) -> list[dict]:
+    """The rows averaged over repeats per (recipe, N_train, model), with the number of repeats."""
+    out = []
+    for key in dict.fromkeys((x["recipe"], x["N_train"], x["model"]) for x in rows):
+        sel = [x for x in rows if (x["recipe"], x["N_train"], x["model"]) == key]
+        avg = {k: float(np.mean([x[k] for x in sel])) for k, v in sel[0].items()
+               if isinstance(v, (int, float, np.floating)) and k not in ("N_train", "repeat")}
+        out.append({"recipe": key[0], "N_train": key[1], "model": key[2], "repeats": len(sel), **avg})
+    return out
 
 
 def _markdown(r: dict) -> str:
@@ -165,16 +198,21 @@ def _markdown(r: dict) -> str:
            f"systems and seed. Recipes: 'paper' = paper network (dropout 0.1), Adam 1e-4, batch 32, "
            f"{r['paper_epochs']} epochs, no early stopping; 'default' = ours (early stopping). E: the weights of the "
            "best validation epoch (restored); E (final weights): the last epoch's. Errors in M, MSE in M^2.", "",
-           md_table(r["rows"], ["recipe", "N_train", "model", "E", "E (final weights)", "E_I+", "E_B+", "E_I-", "E_B-",
+           md_table(r.get("mean_rows", r["rows"]), ["recipe", "N_train", "model", "repeats", "E", "E (final weights)",
+                                                   "E_I+", "E_B+", "E_I-", "E_B-",
                                 "MSE_interface",
                                 "MSE_bulk", "A", "A_eps>0", *ref_cols, "best_epoch", "val_final/best",
                                 "train_time_s"],
-                    {"MSE_interface": ".2e", "MSE_bulk": ".2e", "N_train": "d", "best_epoch": "d",
+                    {"MSE_interface": ".2e", "MSE_bulk": ".2e", "N_train": "d", "best_epoch": ".0f",
                      "train_time_s": ".0f", "val_final/best": ".2f"}),
            "## ModNN vs BaseNN", "",
-           md_table(r["ratios"], ["recipe", "N_train", "E ModNN / BaseNN", "E final weights ModNN / BaseNN",
-                                  "E_I+ ModNN / BaseNN", *(["E ref ModNN / BaseNN"] if ref else []),
+           md_table(r["ratios"], ["recipe", "N_train", "repeats", "E ModNN / BaseNN", "E ModNN / BaseNN SE",
+                                  "E final weights ModNN / BaseNN", "E_I+ ModNN / BaseNN",
+                                  *(["E ref ModNN / BaseNN", "E ref ModNN / BaseNN SE"] if ref else []),
                                   "BaseNN val final/best", "ModNN val final/best"], {"N_train": "d"}),
+           "Ratios: mean over repeats of the per-repeat ratio (BaseNN and ModNN share training set and seed; each "
+           "repeat draws another training set and seed), SE its standard error. Columns of the first table: means "
+           "over repeats.", "",
            *(["'ref': the same networks scored on the authors' MD of the d+ = d- = 0.415 nm slice (their 1e4-tau runs, "
               "never trained on), whose labels are far less noisy than our 222-tau test labels: a gain hidden under "
               "our test set's noise floor would show there.", ""] if ref else []),
@@ -191,6 +229,7 @@ def _figures(study, tasks, meta, done, sizes, recipes) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415 - matplotlib
 
+    tasks = [t for t in tasks if meta[t[0]].get("repeat", 0) == 0]  # the figures show the first repeat
     fig, axes = plt.subplots(len(recipes), len(sizes), figsize=(4.2 * len(sizes), 3.6 * len(recipes)), squeeze=False)
     for key, _, _ in tasks:
         m = meta[key]

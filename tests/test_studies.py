@@ -355,6 +355,11 @@ def test_reach_bootstrap_brackets_the_ratio():
     assert b["random"]["p16"] == pytest.approx(1.0) and b["random"]["fraction_ge_2"] == 0.0
     # a rule whose every seed equals random's mean curve sits at 1x: its spread comes from the target's alone
     assert b["same"]["p16"] <= 1.0 + 1e-9 <= b["same"]["p84"] + 1e-9
+    # with many seeds random's own resampled curve must still reach its target (ratio exactly 1, never 0)
+    rng = np.random.default_rng(3)
+    many = (0.1 + rng.random((10, 4)) * 0.01 + np.array([0.3, 0.2, 0.1, 0.0])).tolist()
+    b10 = active_learning.reach_bootstrap({"random": {"n": n, "E_per_seed": many}}, n_boot=300, seed=2)
+    assert b10["random"]["p16"] == pytest.approx(1.0) and b10["random"]["p84"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="same seeds"):
         active_learning.reach_bootstrap({"random": {"n": n, "E_per_seed": rnd}, "x": {"n": n, "E_per_seed": rnd[:2]}})
 

@@ -114,16 +114,19 @@ def reach_bootstrap(curves: dict, n_boot: int = 4000, seed: int = 0) -> dict[str
     0) and the fraction of resamples with a ratio >= 2 (the issue's goal)."""
     E = {rule: np.asarray(c["E_per_seed"], dtype=float) for rule, c in curves.items()}
     n_seeds = len(E["random"])
-    if any(len(e) != n_seeds for e in E.values()):
+    seed_lists = [c.get("seeds") for c in curves.values()]
+    if any(len(e) != n_seeds for e in E.values()) or (None not in seed_lists and
+                                                      any(sl != seed_lists[0] for sl in seed_lists)):
         raise ValueError("the rules must have the same seeds for a paired bootstrap")
     n_max = float(curves["random"]["n"][-1])
     rng = np.random.default_rng(seed)
     ratios = {rule: np.empty(n_boot) for rule in E}
     for b in range(n_boot):
         idx = rng.integers(0, n_seeds, n_seeds)
-        target = E["random"][idx, -1].mean()
-        for rule, e in E.items():
-            n_r = simulations_to_reach(np.asarray(curves[rule]["n"]), e[idx].mean(axis=0), target)
+        means = {rule: e[idx].mean(axis=0) for rule, e in E.items()}
+        target = means["random"][-1]  # the same sum as random's own curve: it reaches its target exactly
+        for rule, mean in means.items():
+            n_r = simulations_to_reach(np.asarray(curves[rule]["n"]), mean, target)
             ratios[rule][b] = n_max / n_r if np.isfinite(n_r) else 0.0
     return {rule: {"p16": float(np.percentile(r, 16)), "p50": float(np.percentile(r, 50)),
                    "p84": float(np.percentile(r, 84)), "fraction_ge_2": float(np.mean(r >= 2.0))}
@@ -169,14 +172,14 @@ def run(study: StudyRun, rules: tuple[str, ...] = RULES, seeds: int = 5, start: 
     done = {k: d for k, d in done.items() if d["seed"] in full}  # compare the rules on the same seeds only
     curves = {}
     for rule in rules:
-        runs = [d for d in done.values() if d["rule"] == rule]
+        runs = sorted((d for d in done.values() if d["rule"] == rule), key=lambda d: d["seed"])  # paired by seed
         if not runs:
             continue
         n = np.array([r["n"] for r in runs[0]["rounds"]])
         E = np.array([[r["test"]["E"] for r in d["rounds"]] for d in runs])
         curves[rule] = {"n": n.tolist(), "E_mean": E.mean(axis=0).tolist(),
                         "E_sem": (E.std(axis=0, ddof=1) / np.sqrt(len(E))).tolist() if len(E) > 1 else [0.0] * len(n),
-                        "E_per_seed": E.tolist()}
+                        "E_per_seed": E.tolist(), "seeds": [d["seed"] for d in runs]}
     if "random" not in curves:
         raise ValueError("no finished random-acquisition chain to compare with (run without --from-cache first)")
     seeds_done = {rule: sum(d["rule"] == rule for d in done.values()) for rule in curves}

@@ -194,8 +194,9 @@ def mean_rows(rows: list[dict]) -> list[dict]:
 def _markdown(r: dict) -> str:
     ref = bool(r.get("reference"))
     ref_cols = ["E ref", "E_I+ ref", "E_B+ ref", "A_eps>0 ref"] if ref else []
-    out = [f"Fixed test set of {r['n_test']} systems; per N_train one training set, BaseNN and ModNN on the same "
-           f"systems and seed. Recipes: 'paper' = paper network (dropout 0.1), Adam 1e-4, batch 32, "
+    out = [f"Fixed test set of {r['n_test']} systems; per N_train {r.get('repeats', 1)} training set(s) (repeats, each "
+           f"with its own seed), BaseNN and ModNN on the same systems and seed. "
+           f"Recipes: 'paper' = paper network (dropout 0.1), Adam 1e-4, batch 32, "
            f"{r['paper_epochs']} epochs, no early stopping; 'default' = ours (early stopping). E: the weights of the "
            "best validation epoch (restored); E (final weights): the last epoch's. Errors in M, MSE in M^2.", "",
            md_table(r.get("mean_rows", r["rows"]), ["recipe", "N_train", "model", "repeats", "E", "E (final weights)",
@@ -229,7 +230,8 @@ def _figures(study, tasks, meta, done, sizes, recipes) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415 - matplotlib
 
-    tasks = [t for t in tasks if meta[t[0]].get("repeat", 0) == 0]  # the figures show the first repeat
+    first = min((meta[t[0]].get("repeat", 0) for t in tasks), default=0)
+    tasks = [t for t in tasks if meta[t[0]].get("repeat", 0) == first]  # the figures show the first repeat cached
     fig, axes = plt.subplots(len(recipes), len(sizes), figsize=(4.2 * len(sizes), 3.6 * len(recipes)), squeeze=False)
     for key, _, _ in tasks:
         m = meta[key]

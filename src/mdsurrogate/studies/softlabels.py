@@ -18,7 +18,7 @@ from mdsurrogate.dataset import inputs_array, system_groups, to_arrays
 from mdsurrogate.evaluation.metrics import evaluate_predictions, interface_mask
 from mdsurrogate.studies.ntrain import split_rows
 from mdsurrogate.studies.runner import DataSource, StudyRun, cached_dataset, md_table, task_key
-from mdsurrogate.studies.tasks import recipe
+from mdsurrogate.studies.tasks import recipe, reference_scores
 
 LOSSES = {"mse": "BaseNN", "soft": "ModNN"}
 #: kadupitiya2021: average RMSE+ 0.0015 (BaseNN) vs 0.00042 (ModNN), RMSE- 0.0012 vs 0.00041; A_j ~0.7 vs ~0.97
@@ -35,10 +35,9 @@ def _thin(history: list[dict], keep: int = 300) -> list[dict]:
 
 def _score_reference(model, ds, train_rows: list[int], train_X: np.ndarray, config: dict,
                      reference: DataSource) -> dict:
-    """Errors of one trained network on the authors' MD (their long runs: labels far less noisy than ours), its
-    profiles interpolated onto their bins as `Surrogate.predict_on_grid` does; also with their errors / 2.1."""
-    from mdsurrogate.dataset import AUTHORS_ERROR_OVERESTIMATE, z_half_widths  # noqa: PLC0415
-    from mdsurrogate.studies.tasks import cached_reference  # noqa: PLC0415
+    """`tasks.reference_scores` of one trained network, wrapped in a Surrogate whose card holds the training rows'
+    z grids (as `fit_surrogate` builds it), so its profiles are interpolated onto the authors' bins."""
+    from mdsurrogate.dataset import z_half_widths  # noqa: PLC0415
     from mdsurrogate.surrogate import Surrogate  # noqa: PLC0415 - torch
     from mdsurrogate.surrogate.card import build_card  # noqa: PLC0415 - torch
 
@@ -46,11 +45,7 @@ def _score_reference(model, ds, train_rows: list[int], train_X: np.ndarray, conf
     sur.card = build_card([model], name="softlabels-study", training_X=train_X,
                           z_half_width=z_half_widths(ds.isel(system=np.asarray(train_rows))), train_config=config,
                           member_info=[], training_data={}, metrics={})
-    ref = to_arrays(cached_reference(reference))
-    y_hat = sur.predict_on_grid(ref.X, ref.Z, std=False)[0]
-    return {"reference": {k: float(v) for k, v in evaluate_predictions(ref.Y, y_hat, ref.EPS).items()},
-            "reference_errors_div_2.1": {k: float(v) for k, v in evaluate_predictions(
-                ref.Y, y_hat, ref.EPS / AUTHORS_ERROR_OVERESTIMATE).items()}}
+    return reference_scores(sur, reference)
 
 
 def train_one(data: DataSource, train_rows: list[int], test_rows: list[int], config: dict,

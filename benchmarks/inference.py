@@ -1,7 +1,8 @@
 """Inference speed of a saved surrogate on CPU: single-profile latency and 1e6 profiles, beside the FLOP count.
 
 Goals (issue 4): <= 1 ms per single profile (the papers: 0.1-0.3 s) and 1e6 profiles in <= 30 s on 2 cores;
-issue 10: 1e6 profiles with ensemble mean and spread in <= 8 s. The 1e6 runs stream batches through the networks
+issue 10: 1e6 profiles with ensemble mean and spread in <= 8 s (fp32, and the bf16 path with its error against
+fp32). The 1e6 runs stream batches through the networks
 and keep only a running checksum (1e6 x 1004 float32 = 4 GB). Beside the stacked path it times, in the same run,
 the plain-GEMM limit (the bare batched matmuls of the same shapes, torch.bmm into preallocated buffers: what no
 implementation of these networks can beat) and the previous stacked path (`old_mean_std`, the named baseline),
@@ -64,26 +65,29 @@ def old_mean_std(stacked, x):
     return mean, spread
 
 
-def gemm_limit(stacked, batch: int):
-    """fn(x) doing only the batched matmuls of one forward pass (same shapes, preallocated operands and outputs)."""
+def gemm_limit(stacked, batch: int, dtype=torch.float32):
+    """fn(x) doing only the batched matmuls of one forward pass (same shapes, preallocated operands and outputs);
+    with dtype bfloat16 those after the first layer in bfloat16, as the bf16 path."""
     weights = [getattr(stacked, f"w{i}") for i in range(len(stacked.config.hidden))] + [stacked.w_out]
+    weights = [w if i == 0 else w.to(dtype) for i, w in enumerate(weights)]
     M = stacked.n_members
     bufs = {}
 
     def fn(x):
         n = len(x)
         if n not in bufs:
-            bufs[n] = [(torch.rand(M, n, w.shape[1]), torch.empty(M, n, w.shape[2])) for w in weights]
+            bufs[n] = [(torch.rand(M, n, w.shape[1]).to(w.dtype), torch.empty(M, n, w.shape[2], dtype=w.dtype))
+                       for w in weights]
         for (a, out), w in zip(bufs[n], weights):
             torch.bmm(a, w, out=out)
         return out
     return fn
 
 
-def sgemm_peak(n: int = 2048, repeats: int = 5) -> float:
-    """This machine's fp32 matmul rate (FLOP/s) on one large square product: the hardware ceiling."""
-    a, b = torch.rand(n, n), torch.rand(n, n)
-    out = torch.empty(n, n)
+def sgemm_peak(n: int = 2048, repeats: int = 5, dtype=torch.float32) -> float:
+    """This machine's matmul rate (FLOP/s) on one large square product of dtype: the hardware ceiling."""
+    a, b = torch.rand(n, n).to(dtype), torch.rand(n, n).to(dtype)
+    out = torch.empty(n, n, dtype=dtype)
     torch.mm(a, b, out=out)
     t = median_time(lambda: torch.mm(a, b, out=out), repeats)
     return 2 * n**3 / t
@@ -148,6 +152,25 @@ def main(argv=None) -> int:
               f"batched matmuls, same shapes) {tg:.1f} s: ratio {ts / tg:.2f}; old stacked path {to:.1f} s "
               f"({to / ts:.2f}x slower); medians of {a.repeats}, load average {load0:.1f} -> "
               f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
+        # the bf16 path (matrix products after the first layer in bfloat16): time, its GEMM limit, its error
+        tb = median_stream(lambda x: stacked.mean_std(x, std=True, precision="bf16")[1], X, a.batch, a.repeats)
+        tgb = median_stream(gemm_limit(stacked, a.batch, torch.bfloat16), X, a.batch, a.repeats)
+        peak_b = sgemm_peak(dtype=torch.bfloat16)
+        xe = torch.from_numpy(X[:20_000])
+        with torch.inference_mode():
+            ref = [torch.cat(t) for t in zip(*(stacked.mean_std(xe[i:i + a.batch]) for i in range(0, len(xe),
+                                                                                                  a.batch)))]
+            low = [torch.cat(t) for t in zip(*(stacked.mean_std(xe[i:i + a.batch], precision="bf16")
+                                               for i in range(0, len(xe), a.batch)))]
+        em, es = low[0] - ref[0], low[1] - ref[1]
+        model_E = sur.card.get("metrics", {}).get("test_ensemble", {}).get("E", float("nan"))
+        print(f"{a.n:,} profiles, ensemble mean and spread, bf16 path (precision='bf16'): {tb:.1f} s [goal <= 8 s]; "
+              f"{ts / tb:.2f}x the fp32 path; its plain-GEMM limit (bf16 after the first layer) {tgb:.1f} s: ratio "
+              f"{tb / tgb:.2f}; bf16 matmul peak {peak_b / 1e9:.0f} GFLOP/s ({peak_b / peak:.1f}x fp32)", flush=True)
+        print(f"bf16 path error against fp32 over {len(xe):,} random design points: mean RMS "
+              f"{float(em.square().mean().sqrt()):.1e} M (max {float(em.abs().max()):.1e}), spread RMS "
+              f"{float(es.square().mean().sqrt()):.1e} M (max {float(es.abs().max()):.1e}); the model's own test "
+              f"error E {model_E:.4f} M, median spread {float(ref[1].median()):.4f} M", flush=True)
         # baseline in the same run: the members one after the other, torch's std, large batches (the plain way)
         nb = min(a.n, 100_000)
 

@@ -255,11 +255,16 @@ class Surrogate:
         """Raw member predictions (M, N, 2 P), no range checks; the members run stacked (batched matmuls)."""
         return self._run(X, lambda x: (self.stacked()(x),), 1, batch_size)[0]
 
-    def predict_mean_std(self, X: np.ndarray, std: bool = True, batch_size: int = INFERENCE_BATCH
-                         ) -> tuple[np.ndarray, np.ndarray | None]:
+    def predict_mean_std(self, X: np.ndarray, std: bool = True, batch_size: int = INFERENCE_BATCH,
+                         precision: str = "fp32") -> tuple[np.ndarray, np.ndarray | None]:
         """Ensemble mean and spread (N, 2 P) each (P = 502 or 150 points per ion; spread None for one member), no
-        range checks."""
-        mean, spread = self._run(X, lambda x: self.stacked().mean_std(x, std), 2, batch_size)
+        range checks. precision "bf16": bfloat16 matrix products after the first layer, for large evaluations
+        of profiles on CPUs with AMX or AVX512-BF16; not for Sobol indices (`StackedEnsemble.mean_std`)."""
+        from mdsurrogate.surrogate.models import PRECISIONS  # noqa: PLC0415 - torch
+
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        mean, spread = self._run(X, lambda x: self.stacked().mean_std(x, std, precision), 2, batch_size)
         return mean, spread
 
     def predict_on_grid(self, X: np.ndarray, z: np.ndarray, std: bool = True

@@ -23,6 +23,8 @@ ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": 
 INPLACE_ACTIVATIONS = {"relu": torch.relu_, "sigmoid": torch.sigmoid_, "tanh": torch.tanh_,
                        "gelu": torch.nn.functional.gelu, "silu": lambda t: torch.nn.functional.silu(t, inplace=True)}
 OUTPUT_SCALINGS = ("none", "standard", "global")
+#: Arithmetic of StackedEnsemble's inference: fp32 throughout, or bfloat16 matrix products after the first layer.
+PRECISIONS = ("fp32", "bf16")
 N_OUTPUTS = 2 * N_GRID
 
 
@@ -254,19 +256,68 @@ class StackedEnsemble(nn.Module):
             folded = [m._folded_last_layer() for m in members]
             self.register_buffer("w_out", torch.stack([w.t() for w, _ in folded]).contiguous())
             self.register_buffer("b_out", torch.stack([b for _, b in folded])[:, None, :])
+            # bf16 path: the last layer in scaled units common to all members, y = shift + scale * (h W' + b'),
+            # with the members' mean output scaling (W' = W_molar / scale, b' = (b_molar - shift) / scale: exact)
+            half = [(m.y_scale[m.half_index], m.y_shift[m.half_index]) if cfg.mirror else (m.y_scale, m.y_shift)
+                    for m in members]
+            scale = torch.stack([a for a, _ in half]).mean(0)
+            scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+            shift = torch.stack([b for _, b in half]).mean(0)
+            self.register_buffer("out_scale", scale, persistent=False)
+            self.register_buffer("out_shift", shift, persistent=False)
         if cfg.mirror:
             self.register_buffer("mirror_index", members[0].mirror_index.clone(), persistent=False)
 
-    def forward_half(self, x: torch.Tensor) -> torch.Tensor:
-        """(M, N, width of the last layer): the members' densities before mirroring."""
-        h = ((x - self.x_min) / self.x_span).expand(self.n_members, *x.shape)
-        for layer, act in enumerate(self.config.activations):
-            h = torch.baddbmm(getattr(self, f"b{layer}"), h, getattr(self, f"w{layer}"))
-            h = INPLACE_ACTIVATIONS[act](h)  # in place: no second (M, N, width) buffer
-        y = torch.baddbmm(self.b_out, h, self.w_out)
+    def forward_half(self, x: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
+        """(M, N, width of the last layer): the members' densities before mirroring, fp32 (precision: mean_std)."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if precision == "bf16":
+            y = torch.addcmul(self.out_shift, self._scaled_bf16(x), self.out_scale)
+        else:
+            h = ((x - self.x_min) / self.x_span).expand(self.n_members, *x.shape)
+            for layer, act in enumerate(self.config.activations):
+                h = torch.baddbmm(getattr(self, f"b{layer}"), h, getattr(self, f"w{layer}"))
+                h = INPLACE_ACTIVATIONS[act](h)  # in place: no second (M, N, width) buffer
+            y = torch.baddbmm(self.b_out, h, self.w_out)
         if self.config.output_activation == "relu":
             y = y.clamp_min_(0.0)
         return y
+
+    def _scaled_bf16(self, x: torch.Tensor) -> torch.Tensor:
+        """(M, N, P) bfloat16 outputs in the network's scaled units: the first layer in fp32 (the inputs keep their
+        resolution), the later products in bfloat16; with a ReLU output, floored at the largest bfloat16 value <=
+        the scaled zero density -shift/scale (a density the ReLU zeroes stays <= 0: zero after the mean's ReLU)."""
+        low = self._bf16_weights()
+        h = ((x - self.x_min) / self.x_span).expand(self.n_members, *x.shape)
+        for layer, act in enumerate(self.config.activations):
+            if layer == 0:
+                h = torch.baddbmm(self.b0, h, self.w0)
+            else:
+                h = torch.baddbmm(low[layer][1], h.to(torch.bfloat16), low[layer][0])
+            h = INPLACE_ACTIVATIONS[act](h)
+        y = torch.baddbmm(low[-1][1], h.to(torch.bfloat16), low[-1][0])
+        if self.config.output_activation == "relu":
+            y = y.clamp_min_(low[-1][2])
+        return y
+
+    def _bf16_weights(self) -> list[tuple[torch.Tensor, ...]]:
+        """bfloat16 copies of the layers after the first and of the scaled last layer, the last with the scaled
+        zero-density floor (built once per device)."""
+        key = (self.w_out.device, self.w_out.data_ptr())
+        cache = self.__dict__.get("_bf16_cache")
+        if cache is None or cache[0] != key:
+            bf = torch.bfloat16
+            low = [(getattr(self, f"w{i}").to(bf).contiguous(), getattr(self, f"b{i}").to(bf))
+                   for i in range(len(self.config.hidden))]
+            exact = -self.out_shift / self.out_scale
+            zero = exact.to(bf)
+            zero = torch.where(zero.float() > exact, torch.nextafter(zero, torch.full_like(zero, -float("inf"))), zero)
+            w = (self.w_out / self.out_scale).to(bf).contiguous()
+            low.append((w, ((self.b_out - self.out_shift) / self.out_scale).to(bf), zero))
+            cache = (key, low)
+            self.__dict__["_bf16_cache"] = cache
+        return cache[1]
 
     def _full(self, y: torch.Tensor) -> torch.Tensor:
         """[a+, a-] -> [a+, flip(a+), a-, flip(a-)] by four slice copies (an index gather is ~9x slower)."""
@@ -281,25 +332,44 @@ class StackedEnsemble(nn.Module):
         out[..., 3 * q:] = minus.flip(-1)
         return out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._full(self.forward_half(x))
+    def forward(self, x: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
+        return self._full(self.forward_half(x, precision))
 
-    def mean_std(self, x: torch.Tensor, std: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def mean_std(self, x: torch.Tensor, std: bool = True, precision: str = "fp32"
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Ensemble mean and spread (std, ddof 1; None for one member or std=False), (N, n_outputs) each.
 
         One pass over the members' outputs, shifted by the first member's (no cancellation: the spread is small
         next to the densities): d_k = y_k - y_0, mean = y_0 + sum d / M, var = (sum d^2 - (sum d)^2 / M) / (M - 1).
-        Mirroring commutes with both, so it is applied once to the (N, P) results."""
-        y = self.forward_half(x)
+        Mirroring commutes with both, so it is applied once to the (N, P) results.
+
+        precision "bf16": the matrix products after the first layer in bfloat16 (fast where the CPU has AMX or
+        AVX512-BF16; `benchmarks/inference.py` measures its speed and its error against fp32: the mean's RMS error
+        is about 1e-3 M, 1/40 of the shipped model's own error): the moments are taken on outputs in one scaling
+        common to the members (sums in fp32), then scaled to molar once. Not for variance-based sensitivity to
+        narrow input distributions: there its rounding is noise next to the tiny output changes and shifts Sobol
+        indices by ~0.1 (`benchmarks/inference_fewer_flops.py`)."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        scaled = precision == "bf16"
+        y = self._scaled_bf16(x) if scaled else self.forward_half(x)
         M = self.n_members
-        if M == 1:
-            return self._full(y[0]), None
-        y0 = y[0]
-        d = torch.sub(y[1:], y0)
-        s1 = d.sum(0)
-        mean = torch.add(y0, s1, alpha=1.0 / M)
         spread = None
-        if std:
-            s2 = d.square_().sum(0)
-            spread = self._full(s2.sub_(s1.square_(), alpha=1.0 / M).div_(M - 1).clamp_min_(0.0).sqrt_())
-        return self._full(mean), spread
+        if M == 1:
+            mean = y[0].float()
+        else:
+            y0 = y[0]
+            d = torch.sub(y[1:], y0)
+            if scaled:
+                d = d.float()  # the deviations in bf16, their sums in fp32 (a bf16 reduction is slower)
+            s1 = d.sum(0)
+            mean = torch.add(y0, s1, alpha=1.0 / M)
+            if std:
+                s2 = d.square_().sum(0)
+                spread = s2.sub_(s1.square_(), alpha=1.0 / M).div_(M - 1).clamp_min_(0.0).sqrt_()
+        if scaled:
+            mean = torch.addcmul(self.out_shift, mean, self.out_scale)
+            if self.config.output_activation == "relu":
+                mean = mean.clamp_min_(0.0)
+            spread = spread.mul_(self.out_scale) if spread is not None else None
+        return self._full(mean), (self._full(spread) if spread is not None else None)

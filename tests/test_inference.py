@@ -78,7 +78,7 @@ def test_bf16_path_stays_within_a_fraction_of_the_model_error_on_the_shipped_ens
     rms = float((m16 - m32).square().mean().sqrt())
     assert 0 < rms < 3e-3  # measured 8e-4 M; the model's own test error is 0.036 M
     assert float((m16 - m32).abs().max()) < 0.1
-    assert float((s16 - s32).square().mean().sqrt()) < 3e-3 and float(s16.min()) >= 0.0
+    assert float((s16 - s32).square().mean().sqrt()) < 3e-3
     assert float((y16 - y32).square().mean().sqrt()) < 5e-3  # each member's profile too
     zero = m32 == 0  # the wall layer the ions cannot enter
     assert int(zero.sum()) > 0 and float((m16[zero] == 0).float().mean()) > 0.995
@@ -106,13 +106,70 @@ def test_bf16_path_with_members_of_different_output_scalings(acts, mirror, out):
         mean, std = st.mean_std(x, precision="bf16")
         one, none = StackedEnsemble(members[:1]).mean_std(x, precision="bf16")
         one_ref = members[0](x)
+        y16 = st(x, precision="bf16")
+        y_ref = torch.stack([m(x) for m in members])
+        mean_nostd, no_spread = st.mean_std(x, std=False, precision="bf16")
     scale = float(mean_ref.abs().max())
-    np.testing.assert_allclose(mean.numpy(), mean_ref.numpy(), atol=2e-2 * scale)
-    np.testing.assert_allclose(std.numpy(), std_ref.numpy(), atol=2e-2 * scale)
-    np.testing.assert_allclose(one.numpy(), one_ref.numpy(), atol=2e-2 * scale)
-    assert none is None
-    if out == "relu":
-        assert float(mean.min()) >= 0.0
+    np.testing.assert_allclose(mean.numpy(), mean_ref.numpy(), atol=5e-3 * scale)
+    np.testing.assert_allclose(std.numpy(), std_ref.numpy(), atol=5e-3 * scale)
+    np.testing.assert_allclose(one.numpy(), one_ref.numpy(), atol=5e-3 * scale)
+    np.testing.assert_allclose(y16.numpy(), y_ref.numpy(), atol=1e-2 * scale)  # each member on its own scaling
+    assert torch.equal(mean_nostd, mean) and none is None and no_spread is None
+
+
+def _below_zero_members(n_members, hidden=(8,)):
+    """Members whose every output lies far below zero density (a ReLU layer the ions cannot enter), with an
+    output scaling whose -shift/scale rounds upwards in fp32 and is exact in bfloat16 (the case where a floor
+    taken from it would come back as +1 ulp)."""
+    cfg = NetworkConfig(hidden=hidden, activations=("silu",) * len(hidden), dropout=0.0, output_activation="relu",
+                        n_outputs=8, mirror=False)
+    members = []
+    for _ in range(n_members):
+        m = ProfileNet(cfg, y_shift=np.full(8, 9.765188217163086), y_scale=np.full(8, 2.976057291030884))
+        with torch.no_grad():
+            m.mlp[-1].bias.fill_(-50.0)
+        members.append(m.eval())
+    return members
+
+
+@pytest.mark.parametrize("n_members", [1, 3])
+def test_bf16_path_gives_exactly_zero_where_every_member_is_zeroed(n_members):
+    members = _below_zero_members(n_members)
+    st = StackedEnsemble(members)
+    x = random_inputs(16, seed=4)
+    with torch.inference_mode():
+        assert torch.equal(torch.stack([m(x) for m in members]), torch.zeros(n_members, 16, 8))  # the fp32 truth
+        mean, spread = st.mean_std(x, precision="bf16")
+        y = st(x, precision="bf16")
+    assert torch.equal(mean, torch.zeros_like(mean)) and torch.equal(y, torch.zeros_like(y))
+    assert spread is None if n_members == 1 else torch.equal(spread, torch.zeros_like(spread))
+
+
+def test_bf16_weights_follow_changes_of_the_ensemble():
+    """The cached bfloat16 copies are rebuilt after load_state_dict and in-place edits, and the path works with
+    gradients after an inference-mode call (the cache holds ordinary tensors)."""
+    torch.manual_seed(3)
+    cfg = NetworkConfig(hidden=(16, 24), activations=("silu", "silu"), dropout=0.0, output_activation="relu",
+                        n_outputs=40, mirror=True)
+
+    def ensemble(shift):
+        members = [ProfileNet(cfg, y_shift=np.full(40, shift), y_scale=np.full(40, 0.5)).eval() for _ in range(2)]
+        return members, StackedEnsemble(members)
+    members_a, st = ensemble(1.0)
+    members_b, st_b = ensemble(3.0)
+    x = random_inputs(32, seed=6)
+    with torch.inference_mode():
+        st.mean_std(x, precision="bf16")  # builds the cache on A
+    st.load_state_dict(st_b.state_dict())
+    with torch.no_grad():
+        ref_b = st_b.mean_std(x)[0]
+        np.testing.assert_allclose(st.mean_std(x, precision="bf16")[0].numpy(), ref_b.numpy(), atol=0.02)
+        st.w_out.mul_(0.0)
+        st.b_out.zero_()
+        assert torch.equal(st.mean_std(x, precision="bf16")[0], torch.zeros_like(ref_b))  # ReLU(0) everywhere
+    xg = x.clone().requires_grad_(True)
+    st_b.mean_std(xg, precision="bf16")[0].sum().backward()  # no "inference tensors" error
+    assert xg.grad is not None
 
 
 def test_unknown_precision_is_refused_with_the_allowed_values():

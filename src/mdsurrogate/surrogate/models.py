@@ -257,14 +257,15 @@ class StackedEnsemble(nn.Module):
             self.register_buffer("w_out", torch.stack([w.t() for w, _ in folded]).contiguous())
             self.register_buffer("b_out", torch.stack([b for _, b in folded])[:, None, :])
             # bf16 path: the last layer in scaled units common to all members, y = shift + scale * (h W' + b'),
-            # with the members' mean output scaling (W' = W_molar / scale, b' = (b_molar - shift) / scale: exact)
+            # with the members' mean output scaling (W' = W_molar / scale, b' = (b_molar - shift) / scale: exact
+            # algebra, rounded once in fp32 before bf16)
             half = [(m.y_scale[m.half_index], m.y_shift[m.half_index]) if cfg.mirror else (m.y_scale, m.y_shift)
                     for m in members]
             scale = torch.stack([a for a, _ in half]).mean(0)
             scale = torch.where(scale > 0, scale, torch.ones_like(scale))
             shift = torch.stack([b for _, b in half]).mean(0)
-            self.register_buffer("out_scale", scale, persistent=False)
-            self.register_buffer("out_shift", shift, persistent=False)
+            self.register_buffer("out_scale", scale)
+            self.register_buffer("out_shift", shift)
         if cfg.mirror:
             self.register_buffer("mirror_index", members[0].mirror_index.clone(), persistent=False)
 
@@ -273,7 +274,10 @@ class StackedEnsemble(nn.Module):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if precision == "bf16":
-            y = torch.addcmul(self.out_shift, self._scaled_bf16(x), self.out_scale)
+            scaled = self._scaled_bf16(x)
+            y = torch.addcmul(self.out_shift, scaled, self.out_scale)
+            if self.config.output_activation == "relu":  # exactly zero where the ReLU floored the member
+                y = y.masked_fill_(scaled <= self._bf16_weights()[-1][2], 0.0)
         else:
             h = ((x - self.x_min) / self.x_span).expand(self.n_members, *x.shape)
             for layer, act in enumerate(self.config.activations):
@@ -287,7 +291,9 @@ class StackedEnsemble(nn.Module):
     def _scaled_bf16(self, x: torch.Tensor) -> torch.Tensor:
         """(M, N, P) bfloat16 outputs in the network's scaled units: the first layer in fp32 (the inputs keep their
         resolution), the later products in bfloat16; with a ReLU output, floored at the largest bfloat16 value <=
-        the scaled zero density -shift/scale (a density the ReLU zeroes stays <= 0: zero after the mean's ReLU)."""
+        the scaled zero density -shift/scale (the callers set exactly 0 where the floor was reached). The floor is
+        up to one bfloat16 step below zero density (<= 0.008 M on the shipped model): where only some members are
+        zero it biases the mean by about -6e-4 M, the size of bfloat16 rounding."""
         low = self._bf16_weights()
         h = ((x - self.x_min) / self.x_span).expand(self.n_members, *x.shape)
         for layer, act in enumerate(self.config.activations):
@@ -303,21 +309,30 @@ class StackedEnsemble(nn.Module):
 
     def _bf16_weights(self) -> list[tuple[torch.Tensor, ...]]:
         """bfloat16 copies of the layers after the first and of the scaled last layer, the last with the scaled
-        zero-density floor (built once per device)."""
-        key = (self.w_out.device, self.w_out.data_ptr())
+        zero-density floor; rebuilt when any source buffer moves or changes (device, load_state_dict, in-place
+        edits; an ensemble built in inference mode has no version counters, only the moves are seen), built
+        outside inference mode so that later calls with gradients can use it."""
+        n = len(self.config.hidden)
+        sources = [getattr(self, f"{k}{i}") for i in range(1, n) for k in ("w", "b")]
+        sources += [self.w_out, self.b_out, self.out_scale, self.out_shift]
+        key = tuple((t.device, t.dtype, t.data_ptr(), -1 if t.is_inference() else t._version) for t in sources)
         cache = self.__dict__.get("_bf16_cache")
         if cache is None or cache[0] != key:
-            bf = torch.bfloat16
-            low = [(getattr(self, f"w{i}").to(bf).contiguous(), getattr(self, f"b{i}").to(bf))
-                   for i in range(len(self.config.hidden))]
-            exact = -self.out_shift / self.out_scale
-            zero = exact.to(bf)
-            zero = torch.where(zero.float() > exact, torch.nextafter(zero, torch.full_like(zero, -float("inf"))), zero)
-            w = (self.w_out / self.out_scale).to(bf).contiguous()
-            low.append((w, ((self.b_out - self.out_shift) / self.out_scale).to(bf), zero))
-            cache = (key, low)
+            with torch.inference_mode(False), torch.no_grad():
+                cache = (key, self._build_bf16())
             self.__dict__["_bf16_cache"] = cache
         return cache[1]
+
+    def _build_bf16(self) -> list[tuple[torch.Tensor, ...]]:
+        bf = torch.bfloat16
+        low = [(getattr(self, f"w{i}").to(bf).contiguous(), getattr(self, f"b{i}").to(bf))
+               for i in range(len(self.config.hidden))]
+        exact = -self.out_shift / self.out_scale
+        zero = exact.to(bf)
+        zero = torch.where(zero.float() > exact, torch.nextafter(zero, torch.full_like(zero, -float("inf"))), zero)
+        w = (self.w_out / self.out_scale).to(bf).contiguous()
+        low.append((w, ((self.b_out - self.out_shift) / self.out_scale).to(bf), zero))
+        return low
 
     def _full(self, y: torch.Tensor) -> torch.Tensor:
         """[a+, a-] -> [a+, flip(a+), a-, flip(a-)] by four slice copies (an index gather is ~9x slower)."""
@@ -368,8 +383,9 @@ class StackedEnsemble(nn.Module):
                 s2 = d.square_().sum(0)
                 spread = s2.sub_(s1.square_(), alpha=1.0 / M).div_(M - 1).clamp_min_(0.0).sqrt_()
         if scaled:
-            mean = torch.addcmul(self.out_shift, mean, self.out_scale)
-            if self.config.output_activation == "relu":
-                mean = mean.clamp_min_(0.0)
+            molar = torch.addcmul(self.out_shift, mean, self.out_scale)
+            if self.config.output_activation == "relu":  # every member at the floor: exactly zero density
+                molar = molar.masked_fill_(mean <= self._bf16_weights()[-1][2], 0.0).clamp_min_(0.0)
+            mean = molar
             spread = spread.mul_(self.out_scale) if spread is not None else None
         return self._full(mean), (self._full(spread) if spread is not None else None)

@@ -8,6 +8,9 @@ import torch
 from mdsurrogate.surrogate import load_surrogate
 from mdsurrogate.surrogate.models import NetworkConfig, ProfileNet, StackedEnsemble
 
+#: hidden activations, mirrored output, output activation: the layouts the stacked paths must handle
+LAYOUTS = [(("relu", "sigmoid"), False, "relu"), (("tanh", "gelu"), True, "linear"), (("silu", "relu"), True, "relu")]
+
 
 def reference(members, x):
     """The plain way, in float64: every member's forward, then mean and std (ddof 1) over the members."""
@@ -41,8 +44,7 @@ def test_shipped_ensemble_mean_and_spread_equal_the_plain_path():
     np.testing.assert_allclose(s2, std_ref.numpy(), rtol=1e-3, atol=tol)
 
 
-@pytest.mark.parametrize("acts,mirror,out", [(("relu", "sigmoid"), False, "relu"), (("tanh", "gelu"), True, "linear"),
-                                             (("silu", "relu"), True, "relu")])
+@pytest.mark.parametrize("acts,mirror,out", LAYOUTS)
 def test_stacked_equals_members_for_every_activation_and_layout(acts, mirror, out):
     torch.manual_seed(0)
     cfg = NetworkConfig(hidden=(16, 24), activations=acts, dropout=0.0, output_activation=out, n_outputs=40,
@@ -87,8 +89,7 @@ def test_bf16_path_stays_within_a_fraction_of_the_model_error_on_the_shipped_ens
     np.testing.assert_allclose(s_api, s16.numpy(), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("acts,mirror,out", [(("relu", "sigmoid"), False, "relu"), (("tanh", "gelu"), True, "linear"),
-                                             (("silu", "relu"), True, "relu")])
+@pytest.mark.parametrize("acts,mirror,out", LAYOUTS)
 def test_bf16_path_with_members_of_different_output_scalings(acts, mirror, out):
     """The members' output scalings differ (each its own training split): the bf16 path moves them onto one
     common scaling exactly, so only bfloat16 rounding separates it from the float64 reference."""

@@ -19,6 +19,15 @@ def reference(members, x):
     return y.mean(0), y.std(0, correction=1)
 
 
+def small_members(acts, mirror, out, shift_step=0.0, scale_step=0.0, n=3):
+    """n random members (eval mode) of a 16-24 network with 40 outputs; member k's output scaling is
+    shift linspace(0, 1) + k shift_step, scale 0.5 + k scale_step."""
+    cfg = NetworkConfig(hidden=(16, 24), activations=acts, dropout=0.0, output_activation=out, n_outputs=40,
+                        mirror=mirror)
+    return [ProfileNet(cfg, y_shift=np.linspace(0, 1, 40) + shift_step * k,
+                       y_scale=np.full(40, 0.5 + scale_step * k)).eval() for k in range(n)]
+
+
 def random_inputs(n, seed=0):
     rng = np.random.default_rng(seed)
     lo = np.array([4.0, 0.1, 0.2, 0.2, -0.02])
@@ -47,11 +56,7 @@ def test_shipped_ensemble_mean_and_spread_equal_the_plain_path():
 @pytest.mark.parametrize("acts,mirror,out", LAYOUTS)
 def test_stacked_equals_members_for_every_activation_and_layout(acts, mirror, out):
     torch.manual_seed(0)
-    cfg = NetworkConfig(hidden=(16, 24), activations=acts, dropout=0.0, output_activation=out, n_outputs=40,
-                        mirror=mirror)
-    members = [ProfileNet(cfg, y_shift=np.linspace(0, 1, 40), y_scale=np.full(40, 0.5)) for _ in range(3)]
-    for m in members:
-        m.eval()
+    members = small_members(acts, mirror, out)
     x = random_inputs(33, seed=1)
     mean_ref, std_ref = reference(members, x)
     st = StackedEnsemble(members)
@@ -94,12 +99,7 @@ def test_bf16_path_with_members_of_different_output_scalings(acts, mirror, out):
     """The members' output scalings differ (each its own training split): the bf16 path moves them onto one
     common scaling exactly, so only bfloat16 rounding separates it from the float64 reference."""
     torch.manual_seed(1)
-    cfg = NetworkConfig(hidden=(16, 24), activations=acts, dropout=0.0, output_activation=out, n_outputs=40,
-                        mirror=mirror)
-    members = [ProfileNet(cfg, y_shift=np.linspace(0, 1, 40) + 0.3 * k, y_scale=np.full(40, 0.5 + 0.4 * k))
-               for k in range(3)]
-    for m in members:
-        m.eval()
+    members = small_members(acts, mirror, out, shift_step=0.3, scale_step=0.4)
     x = random_inputs(64, seed=2)
     mean_ref, std_ref = reference(members, x)
     st = StackedEnsemble(members)

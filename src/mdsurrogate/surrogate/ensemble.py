@@ -260,10 +260,9 @@ class Surrogate:
         """Ensemble mean and spread (N, 2 P) each (P = 502 or 150 points per ion; spread None for one member), no
         range checks. precision "bf16": bfloat16 matrix products after the first layer, for large evaluations
         of profiles on CPUs with AMX or AVX512-BF16; not for Sobol indices (`StackedEnsemble.mean_std`)."""
-        from mdsurrogate.surrogate.models import PRECISIONS  # noqa: PLC0415 - torch
+        from mdsurrogate.surrogate.models import check_precision  # noqa: PLC0415 - torch
 
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        check_precision(precision)  # before any batch (an empty X runs none)
         mean, spread = self._run(X, lambda x: self.stacked().mean_std(x, std, precision), 2, batch_size)
         return mean, spread
 

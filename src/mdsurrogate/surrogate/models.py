@@ -25,6 +25,12 @@ INPLACE_ACTIVATIONS = {"relu": torch.relu_, "sigmoid": torch.sigmoid_, "tanh": t
 OUTPUT_SCALINGS = ("none", "standard", "global")
 #: Arithmetic of StackedEnsemble's inference: fp32 throughout, or bfloat16 matrix products after the first layer.
 PRECISIONS = ("fp32", "bf16")
+
+
+def check_precision(precision: str) -> None:
+    """Refuse an arithmetic StackedEnsemble does not have, naming the allowed ones."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
 N_OUTPUTS = 2 * N_GRID
 
 
@@ -196,6 +202,27 @@ class ProfileNet(nn.Module):
         return cache[1], cache[2]
 
 
+def moments(y: torch.Tensor, std: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Mean and spread (ddof 1; None for one member or std=False) over the members of y (M, N, P), fp32.
+
+    One pass, shifted by the first member (no cancellation: the spread is small next to the densities):
+    d_k = y_k - y_0, mean = y_0 + sum d / M, var = (sum d^2 - (sum d)^2 / M) / (M - 1). bfloat16 y: the deviations
+    in bfloat16, their sums in fp32 (a bfloat16 reduction is slower)."""
+    M = y.shape[0]
+    if M == 1:
+        return y[0].float(), None
+    y0 = y[0]
+    d = torch.sub(y[1:], y0)
+    if d.dtype != torch.float32:
+        d = d.float()
+    s1 = d.sum(0)
+    mean = torch.add(y0, s1, alpha=1.0 / M)
+    if not std:
+        return mean, None
+    s2 = d.square_().sum(0)
+    return mean, s2.sub_(s1.square_(), alpha=1.0 / M).div_(M - 1).clamp_min_(0.0).sqrt_()
+
+
 def mirror_profiles(half: torch.Tensor) -> torch.Tensor:
     """[a+, a-] (each P/4 points from the left wall to the centre) -> [a+, flip(a+), a-, flip(a-)]."""
     q = half.shape[-1] // 2
@@ -271,13 +298,12 @@ class StackedEnsemble(nn.Module):
 
     def forward_half(self, x: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
         """(M, N, width of the last layer): the members' densities before mirroring, fp32 (precision: mean_std)."""
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        check_precision(precision)
         if precision == "bf16":
-            scaled = self._scaled_bf16(x)
+            scaled, floor = self._scaled_bf16(x)
             y = torch.addcmul(self.out_shift, scaled, self.out_scale)
             if self.config.output_activation == "relu":  # exactly zero where the ReLU floored the member
-                y = y.masked_fill_(scaled <= self._bf16_weights()[-1][2], 0.0)
+                y = y.masked_fill_(scaled <= floor, 0.0)
         else:
             h = ((x - self.x_min) / self.x_span).expand(self.n_members, *x.shape)
             for layer, act in enumerate(self.config.activations):
@@ -288,12 +314,12 @@ class StackedEnsemble(nn.Module):
             y = y.clamp_min_(0.0)
         return y
 
-    def _scaled_bf16(self, x: torch.Tensor) -> torch.Tensor:
-        """(M, N, P) bfloat16 outputs in the network's scaled units: the first layer in fp32 (the inputs keep their
-        resolution), the later products in bfloat16; with a ReLU output, floored at the largest bfloat16 value <=
-        the scaled zero density -shift/scale (the callers set exactly 0 where the floor was reached). The floor is
-        up to one bfloat16 step below zero density (<= 0.008 M on the shipped model): where only some members are
-        zero it biases the mean by about -6e-4 M, the size of bfloat16 rounding."""
+    def _scaled_bf16(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """((M, N, P) bfloat16 outputs in the network's scaled units, the floor (P,)): the first layer in fp32 (the
+        inputs keep their resolution), the later products in bfloat16; with a ReLU output, floored at the largest
+        bfloat16 value <= the scaled zero density -shift/scale (the callers set exactly 0 where the floor was
+        reached). The floor is up to one bfloat16 step below zero density (<= 0.008 M on the shipped model): where
+        only some members are zero it biases the mean by about -6e-4 M, the size of bfloat16 rounding."""
         low = self._bf16_weights()
         h = ((x - self.x_min) / self.x_span).expand(self.n_members, *x.shape)
         for layer, act in enumerate(self.config.activations):
@@ -305,7 +331,7 @@ class StackedEnsemble(nn.Module):
         y = torch.baddbmm(low[-1][1], h.to(torch.bfloat16), low[-1][0])
         if self.config.output_activation == "relu":
             y = y.clamp_min_(low[-1][2])
-        return y
+        return y, low[-1][2]
 
     def _bf16_weights(self) -> list[tuple[torch.Tensor, ...]]:
         """bfloat16 copies of the layers after the first and of the scaled last layer, the last with the scaled
@@ -352,11 +378,8 @@ class StackedEnsemble(nn.Module):
 
     def mean_std(self, x: torch.Tensor, std: bool = True, precision: str = "fp32"
                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Ensemble mean and spread (std, ddof 1; None for one member or std=False), (N, n_outputs) each.
-
-        One pass over the members' outputs, shifted by the first member's (no cancellation: the spread is small
-        next to the densities): d_k = y_k - y_0, mean = y_0 + sum d / M, var = (sum d^2 - (sum d)^2 / M) / (M - 1).
-        Mirroring commutes with both, so it is applied once to the (N, P) results.
+        """Ensemble mean and spread (std, ddof 1; None for one member or std=False), (N, n_outputs) each: `moments`
+        of the members' outputs. Mirroring commutes with both, so it is applied once to the (N, P) results.
 
         precision "bf16": the matrix products after the first layer in bfloat16 (fast where the CPU has AMX or
         AVX512-BF16; `benchmarks/inference.py` measures its speed and its error against fp32: the mean's RMS error
@@ -364,28 +387,14 @@ class StackedEnsemble(nn.Module):
         common to the members (sums in fp32), then scaled to molar once. Not for variance-based sensitivity to
         narrow input distributions: there its rounding is noise next to the tiny output changes and shifts Sobol
         indices by ~0.1 (`benchmarks/inference_fewer_flops.py`)."""
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        check_precision(precision)
         scaled = precision == "bf16"
-        y = self._scaled_bf16(x) if scaled else self.forward_half(x)
-        M = self.n_members
-        spread = None
-        if M == 1:
-            mean = y[0].float()
-        else:
-            y0 = y[0]
-            d = torch.sub(y[1:], y0)
-            if scaled:
-                d = d.float()  # the deviations in bf16, their sums in fp32 (a bf16 reduction is slower)
-            s1 = d.sum(0)
-            mean = torch.add(y0, s1, alpha=1.0 / M)
-            if std:
-                s2 = d.square_().sum(0)
-                spread = s2.sub_(s1.square_(), alpha=1.0 / M).div_(M - 1).clamp_min_(0.0).sqrt_()
+        y, floor = self._scaled_bf16(x) if scaled else (self.forward_half(x), None)
+        mean, spread = moments(y, std)
         if scaled:
             molar = torch.addcmul(self.out_shift, mean, self.out_scale)
             if self.config.output_activation == "relu":  # every member at the floor: exactly zero density
-                molar = molar.masked_fill_(mean <= self._bf16_weights()[-1][2], 0.0).clamp_min_(0.0)
+                molar = molar.masked_fill_(mean <= floor, 0.0).clamp_min_(0.0)
             mean = molar
             spread = spread.mul_(self.out_scale) if spread is not None else None
         return self._full(mean), (self._full(spread) if spread is not None else None)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from mdsurrogate.dataset import from_profiles, inputs_array, save, separation_indices, system_groups
-from mdsurrogate.evaluation.speedup import net_speedup_from_baseline
+from mdsurrogate.evaluation.speedup import net_speedup
 from mdsurrogate.io import BadPath
 from mdsurrogate.simulation.system import N_GRID, PAPER_GRID
 from mdsurrogate.studies import active_learning, ntrain, profiles, separation, speedup, trendlines
@@ -185,20 +185,26 @@ def test_separation_indices_move_a_fraction_back(synth):
 
 def test_separation_study_counts_and_net_speedup(tmp_path, synth):
     study = _study("separation", tmp_path / "sep", synth)
-    rec = separation.run(study, holdouts={"c=1.0": {"c": [1.0]}, "c=0.3": {"c": [0.3]}}, fractions=(0.0, 0.5),
+    rec = separation.run(study, holdouts={"c=1.0": {"c": [1.0]}, "c=0.3": {"c": [0.3]}}, fractions=(0.0, 0.01, 0.5),
                          epochs=20, parallel_runs=2)
     res = rec["results"]
     assert any("c = 0.3 is not in the dataset" in n for n in res["notes"])  # the nearest grid value is used
     ds = DataSource.of([synth]).load()
     n_held = int(np.isclose(ds["c"].values, 1.0).sum())
+    assert round(0.01 * n_held) == 0  # f = 1 % moves no system here: the same training as f = 0
     rows = [r for r in res["rows"] if r["holdout"] == "c=1.0"]
-    assert [r["N_test"] for r in rows] == [n_held, n_held - round(0.5 * n_held)]
+    assert [r["f"] for r in rows] == [0.0, 0.01, 0.5]  # both rows kept (one shared cache key)
+    assert rows[0]["E"] == rows[1]["E"] and rows[1]["f moved"] == 0.0
+    assert rows[2]["f moved"] == pytest.approx(round(0.5 * n_held) / n_held)
+    assert [r["N_test"] for r in rows] == [n_held, n_held, n_held - round(0.5 * n_held)]
     assert res["speedup"]["S_HPC"] == pytest.approx(2.0)
     assert res["speedup"]["t_seq_s"] == pytest.approx(float(np.median(ds["wall_time_s"].values)))
     n0 = 120 - n_held
     for r in rows:
-        assert r["S' eq. 10"] == pytest.approx(net_speedup_from_baseline(r["S_B"], 2.0, r["f"]))
-        assert r["S' this split"] == pytest.approx(2.0 * 120 / (n0 + r["f"] * n_held))  # runs actually needed
+        # eq. 10 on the coarse grid (the kept systems, all trained on) doubled by the held-out values
+        assert r["S' eq. 10"] == pytest.approx(2 * 2.0 / (1 + r["f"]))
+        assert r["S' eq. 10"] == pytest.approx(net_speedup(2.0, n0, n0, r["f"]))  # eq. 9, the same
+        assert r["S' this split"] == pytest.approx(2.0 * 120 / r["N_train"])  # runs actually needed
     assert rows[0]["S_B"] == pytest.approx(2.0 * 120 / n0) and rows[0]["N_train"] == n0
 
 

@@ -5,9 +5,12 @@ Three hold-outs: every system with c = 1.0 M; every system with d+ = 0.415 nm; c
 goes back into training (f = 0, 1, 10, 50 %); one model per (hold-out, f) is scored on the held-out systems left.
 Speedups use S_HPC = t_seq / t_train from the dataset's own run times: t_seq = the median wall time of one run
 (one core), t_train = t_seq / `parallel_runs` (the runs the campaign ran at once). S_B = S_HPC N_total / N_0
-(eq. 8, N_0 = the training set without any held-out system); "S' this split" = S_HPC N_total / (N_0 + f N_held):
-every system predicted for the cost of N_0 runs plus the f N_held held-out runs shown; "S' eq. 10" is the
-paper's formula 2 / (1/S_B + f/S_HPC), which assumes the held-out values double the grid (N_held = N_total).
+(eq. 8, N_0 = the training set without any held-out system: the speedup if the f = 0 model's predictions of
+the held-out systems are accepted); "S' this split" = S_HPC N_total / N_train: every system predicted for the cost
+of the N_0 runs plus the held-out runs actually shown (round(f N_held)); "S' eq. 10" is the paper's formula
+2 / (1/S_B' + f/S_HPC) on the coarse grid it assumes: the kept N_0 systems are the grid before interpolation, all
+of them trained on (S_B' = S_HPC N_0 / N_0 = S_HPC), and the held-out values double it, so S' = 2 S_HPC / (1 + f)
+(feeding it the S_B above, whose N_total already holds the held-out systems, would count them twice).
 """
 
 from __future__ import annotations
@@ -77,9 +80,10 @@ def run(study: StudyRun, holdouts: dict[str, dict] | None = None, fractions=FRAC
             key = task_key("separation", study.data.sha256, study.data.error_scale, tr, te, cfg, members, rep)
             kw = dict(data=study.data, train_rows=tr.tolist(), test_sets={"held_out": te.tolist()}, config=cfg,
                       n_members=members, seed=study.seed, predict=rep)
-            tasks.append((key, train_and_score, kw))
-            meta[key] = {"holdout": name, "values": resolved, "notes": notes, "f": f, "N_train": int(tr.size),
-                         "N_test": int(te.size)}
+            if key not in meta:  # two fractions that move the same systems (round(f N_held) equal) train once
+                tasks.append((key, train_and_score, kw))
+            meta.setdefault(key, []).append({"holdout": name, "values": resolved, "notes": notes, "f": f,
+                                             "N_train": int(tr.size), "N_test": int(te.size)})
     done = study.run_tasks("training", tasks)
     wall = ds["wall_time_s"].values if "wall_time_s" in ds else None
     t_seq = float(np.median(wall)) if wall is not None else float("nan")
@@ -89,20 +93,24 @@ def run(study: StudyRun, holdouts: dict[str, dict] | None = None, fractions=FRAC
     n_held = {name: int(separation_indices(ds, resolve_holdout(ds, hold)[0], 0.0)[1].size)
               for name, hold in holdouts.items()}
     rows = []
+    ok = np.isfinite(shpc)
     for key, _, _ in tasks:
         if key not in done:
             continue
-        m, res = meta[key], done[key]
-        n0 = int(n_total) - n_held[m["holdout"]]
-        ok = np.isfinite(shpc)
-        s_b = baseline_speedup(shpc, n_total, n0) if ok else float("nan")
-        row = {"holdout": m["holdout"], "f": m["f"], "N_train": m["N_train"], "N_test": m["N_test"],
-               **{k: res["test"]["held_out"][k] for k in METRICS if "held_out" in res["test"]},
-               "S_B": s_b, "S' this split": shpc * n_total / (n0 + m["f"] * n_held[m["holdout"]]) if ok else np.nan,
-               "S' eq. 10": net_speedup_from_baseline(s_b, shpc, m["f"]) if ok else float("nan"),
-               "train_time_s": res["train_time_s"]}
-        rows.append(row)
-    notes = sorted({n for m in meta.values() for n in m["notes"]})
+        res = done[key]
+        for m in meta[key]:
+            n_h = n_held[m["holdout"]]
+            n0 = int(n_total) - n_h
+            row = {"holdout": m["holdout"], "f": m["f"], "f moved": (m["N_train"] - n0) / n_h,
+                   "N_train": m["N_train"], "N_test": m["N_test"],
+                   **{k: res["test"]["held_out"][k] for k in METRICS if "held_out" in res["test"]},
+                   "S_B": baseline_speedup(shpc, n_total, n0) if ok else float("nan"),
+                   "S' this split": shpc * n_total / m["N_train"] if ok else float("nan"),
+                   "S' eq. 10": net_speedup_from_baseline(baseline_speedup(shpc, n0, n0), shpc, m["f"])
+                   if ok else float("nan"),
+                   "train_time_s": res["train_time_s"]}
+            rows.append(row)
+    notes = sorted({n for ms in meta.values() for m in ms for n in m["notes"]})
     speed = {"t_seq_s": t_seq, "t_train_s": t_train, "parallel_runs": parallel_runs, "S_HPC": shpc,
              "N_total": int(n_total), "rule": "t_seq = median run wall time (1 core); t_train = t_seq / parallel_runs"}
     _figures(study, rows)
@@ -119,12 +127,15 @@ def _markdown(res: dict) -> str:
            f"{', ' + str(res['epochs']) + ' epochs' if res['epochs'] else ''}, {res['members']} member(s); scored on "
            "the held-out systems left after moving the fraction f back into training. Errors in M.", ""]
     out += [f"- {n}" for n in res["notes"]]
-    out += ["", md_table(res["rows"], ["holdout", "f", "N_train", "N_test", "E", "E_I+", "E_B+", "E_I-", "E_B-", "A",
+    out += ["", md_table(res["rows"], ["holdout", "f", "f moved", "N_train", "N_test", "E", "E_I+", "E_B+", "E_I-", "E_B-", "A",
                                        "A_eps>0", "E_MD", "S_B", "S' this split", "S' eq. 10"],
-                         {"f": ".2f", "S_B": ".2f", "S' this split": ".2f", "S' eq. 10": ".2f"})]
+                         {"f": ".2f", "f moved": ".3f", "S_B": ".2f", "S' this split": ".2f", "S' eq. 10": ".2f"})]
     out += [f"S_HPC = t_seq / t_train = {sp['t_seq_s']:.1f} s / {sp['t_train_s']:.1f} s = {sp['S_HPC']:.2f} "
-            f"({sp['rule']}); S_B = S_HPC N_total / N_0 (eq. 8, N_0 = N_train at f = 0); S' this split = S_HPC N_total "
-            "/ (N_0 + f N_held); S' eq. 10 = 2 / (1/S_B + f/S_HPC) assumes the held-out values double the grid; "
+            f"({sp['rule']}); S_B = S_HPC N_total / N_0 (eq. 8, N_0 = N_train at f = 0: the f = 0 model's predictions of "
+            "the held-out systems accepted); S' this split = S_HPC N_total / N_train (f moved = the fraction of the "
+            "held-out systems actually moved, round(f N_held) / N_held); S' eq. 10 = 2 / (1/S_B' + f/S_HPC) with the "
+            "kept systems as the grid before interpolation (S_B' = S_HPC: all of them trained on) and the held-out "
+            "values doubling it, i.e. 2 S_HPC / (1 + f); "
             f"N_total = {sp['N_total']}.", "", "## Beside the paper (sun2023, N_total = 4050, 20000 epochs)", ""]
     for name, p in res["paper"].items():
         out.append(f"- {name}: (N_train, N_test) for f = 0/1/10/50 %: {p['sizes']}; reported: {p['reported']}")
@@ -146,7 +157,7 @@ def _profile_figure(study: StudyRun, ds, reference, tasks, meta, done) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415 - matplotlib
 
-    names = [n for n in dict.fromkeys(meta[k]["holdout"] for k, _, _ in tasks) if n in REPRESENTATIVE]
+    names = [n for n in dict.fromkeys(m["holdout"] for k, _, _ in tasks for m in meta[k]) if n in REPRESENTATIVE]
     if not names:
         return
     ref = reference.load() if reference is not None else None
@@ -159,11 +170,12 @@ def _profile_figure(study: StudyRun, ds, reference, tasks, meta, done) -> None:
         else:
             ax.text(0.5, 0.5, "no MD of this system in the data", transform=ax.transAxes, ha="center", fontsize=8)
         for k, _, _ in tasks:
-            m = meta[k]
-            if m["holdout"] == name and m["f"] < 0.5 and "predictions" in done.get(k, {}):
+            fs = [m["f"] for m in meta[k] if m["holdout"] == name and m["f"] < 0.5]
+            if fs and "predictions" in done.get(k, {}):
                 p = done[k]["predictions"]
                 y = np.asarray(p["Y"][0])
-                ax.plot(np.asarray(p["z"][0]), y[: y.size // 2], lw=1.2, label=f"ANN, f = {100 * m['f']:g} %")
+                label = ", ".join(f"{100 * f:g}" for f in fs)
+                ax.plot(np.asarray(p["z"][0]), y[: y.size // 2], lw=1.2, label=f"ANN, f = {label} %")
         ax.set_title(f"held out {name}\nsystem {x}", fontsize=8)
         ax.set(xlabel="z (nm)", ylabel="n+ (M)")
         ax.legend(fontsize=7)

@@ -144,3 +144,22 @@ def test_study_refuses_bad_options_and_the_other_system(tmp_path):
     assert r.returncode != 0
     assert "needs a dataset of the uncharged-wall system" in (r.stdout + r.stderr)
     assert "Traceback" not in r.stderr
+
+
+def test_folds_keep_replicas_of_a_system_together():
+    import xarray as xr
+    from sklearn.model_selection import KFold
+
+    ds = load_dataset(FIXTURE)
+    n = ds.sizes["system"]
+    plain = k20.system_folds(ds, 5, seed=3)  # no replicas: scikit-learn's row folds, as the cached results used
+    for (tr, te), (a, b) in zip(plain, KFold(5, shuffle=True, random_state=3).split(np.arange(n))):
+        assert np.array_equal(tr, a) and np.array_equal(te, b)
+    twin = ds.isel(system=[0, 1, 2, 3])
+    twin = twin.assign(run_id=("system", [f"{r}-replica" for r in twin["run_id"].values.astype(str)]))
+    both = xr.concat([ds, twin], dim="system")
+    for tr, te in k20.system_folds(both, 5, seed=3):
+        for i in range(4):  # row i and its replica n + i fall on the same side of every fold
+            assert (i in te) == (n + i in te) and (i in tr) == (n + i in tr)
+    with pytest.raises(ValueError, match=rf"folds must be in \[2, {n}\]"):
+        k20.system_folds(both, n + 1, seed=0)  # n + 4 rows, but n systems

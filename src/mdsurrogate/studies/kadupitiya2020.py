@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mdsurrogate.dataset import inputs_array, system_groups
 from mdsurrogate.studies.runner import DataSource, StudyRun, cached_dataset, md_table, task_key
 
 FEATURES = ("contact", "mid", "peak")
@@ -235,6 +236,19 @@ def backward_elimination(X: np.ndarray, y: np.ndarray, names: list[str], degree:
 
 # ------------------------------------------------------------------------------------------------------- run
 
+def system_folds(ds, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """k-fold (train rows, test rows) over systems, not rows: replicas (equal inputs, other seeds) stay on one side.
+    Without replicas the labels are the row numbers, so these are scikit-learn's shuffled KFold row folds."""
+    from sklearn.model_selection import KFold  # noqa: PLC0415
+
+    groups = system_groups(inputs_array(ds))
+    labels = np.unique(groups)
+    if not 2 <= folds <= labels.size:
+        raise ValueError(f"folds must be in [2, {labels.size}] (the dataset's distinct systems), got {folds}")
+    return [(np.flatnonzero(np.isin(groups, labels[a])), np.flatnonzero(np.isin(groups, labels[b])))
+            for a, b in KFold(folds, shuffle=True, random_state=seed).split(labels)]
+
+
 def run(study: StudyRun, folds: int = 20, models: tuple[str, ...] = ("baselines", "ann_paper", "ann_ours",
                                                                      "profile"),
         paper_epochs: int = 4000, epochs: int | None = None, degree: int = 3, sur=None,
@@ -244,12 +258,9 @@ def run(study: StudyRun, folds: int = 20, models: tuple[str, ...] = ("baselines"
     given or shipped); see the module docstring. `paper_folds`: the paper's ANN (4000 epochs at batch 25, the
     costly row) on only the first that many of the `folds` folds (default all); its row then scores the systems
     those folds held out. `profile_folds` likewise for the full-profile surrogate (300 outputs)."""
-    from sklearn.model_selection import KFold  # noqa: PLC0415
-
     ds = cached_dataset(study.data)
     n = ds.sizes["system"]
-    if not 2 <= folds <= n:
-        raise ValueError(f"folds must be in [2, {n}] (the dataset's systems), got {folds}")
+    splits = system_folds(ds, folds, study.seed)
     if not 1 <= paper_epochs <= 10**6:
         raise ValueError(f"paper_epochs must be in [1, 1000000], got {paper_epochs}")
     paper_folds = folds if paper_folds is None else paper_folds
@@ -264,7 +275,6 @@ def run(study: StudyRun, folds: int = 20, models: tuple[str, ...] = ("baselines"
     if bad:
         raise ValueError(f"models must be among baselines, ann_paper, ann_ours, profile; got {bad}")
     F, E = dataset_features(ds)
-    splits = list(KFold(folds, shuffle=True, random_state=study.seed).split(np.arange(n)))
     tasks = []
     for model in models:
         ep = {"ann_paper": paper_epochs, "baselines": None}.get(model, epochs)  # what the task's result depends on
@@ -321,8 +331,9 @@ def _table1(F: np.ndarray, E: np.ndarray, oof: dict) -> list[dict]:
 
 
 def _error_summary(F: np.ndarray, E: np.ndarray) -> dict:
-    """The MD error bars of the features: median (M), median relative to the value, and the MSE a prediction equal
-    to an independent MD run of the same length would score (2 e^2 on average)."""
+    """The MD error bars of the features: median (M), median relative to the value, and `mse_of_md_noise` = mean e^2,
+    the MSE that the exact (noise-free) feature would score against these labels (an independent MD run of the same
+    length would score twice that, 2 e^2)."""
     out = {}
     for j, f in enumerate(FEATURES):
         pos = F[:, j] > 0
@@ -365,10 +376,11 @@ def _fig6(study: StudyRun, ds, sur, fig6_md: DataSource | None) -> dict:
                 if hit.size:
                     s = src.isel(system=int(hit[0]))
                     y, e = s["n_plus"].values, s["n_plus_err"].values
+                    pred_on_md = np.interp(s["z"].values, pred["z"].values[0], pred["n_plus"].values[0])
                     point.update(md_source=label, md_key=str(s["key"].values), md=y.tolist(), md_err=e.tolist(),
                                  md_z=s["z"].values.tolist(), in_training=str(s["key"].values) in train_keys,
-                                 A_i=float(success_rate_per_system(y[None], np.asarray(point["pred"])[None],
-                                                                   e[None], exclude_zero_error=True)[0]))
+                                 A_i=float(success_rate_per_system(y[None], pred_on_md[None], e[None],
+                                                                   exclude_zero_error=True)[0]))
                     break
             points.append(point)
     return {"surrogate": sur.name, "points": points}
@@ -399,7 +411,9 @@ def _markdown(r: dict) -> str:
                      ["feature", "median_err_M", "median_rel_err", "mse_of_md_noise", "mean_value_M", "var_M2"],
                      {"median_err_M": ".4f", "median_rel_err": ".3f", "mse_of_md_noise": ".2e", "mean_value_M": ".3f",
                       "var_M2": ".2e"}),
-            "An MSE near `mse_of_md_noise` is as close to the MD as one independent MD run of the same length.", "",
+            "`mse_of_md_noise` = mean e^2 is the MSE that the exact feature would score against these noisy labels "
+            "(an independent MD run of the same length would score 2 e^2): an MSE near it is at the labels' noise "
+            "floor.", "",
             f"## Input selection: backward elimination with the adjusted R^2 (polynomial of degree "
             f"{next(iter(r['elimination'].values()))['degree']})", ""]
     for f, el in r["elimination"].items():

@@ -127,14 +127,15 @@ def _markdown(res: dict) -> str:
            f"{', ' + str(res['epochs']) + ' epochs' if res['epochs'] else ''}, {res['members']} member(s); scored on "
            "the held-out systems left after moving the fraction f back into training. Errors in M.", ""]
     out += [f"- {n}" for n in res["notes"]]
-    out += ["", md_table(res["rows"], ["holdout", "f", "f moved", "N_train", "N_test", "E", "E_I+", "E_B+", "E_I-", "E_B-", "A",
-                                       "A_eps>0", "E_MD", "S_B", "S' this split", "S' eq. 10"],
+    out += ["", md_table(res["rows"], ["holdout", "f", "f moved", "N_train", "N_test", "E", "E_I+", "E_B+", "E_I-",
+                                       "E_B-", "A", "A_eps>0", "E_MD", "S_B", "S' this split", "S' eq. 10"],
                          {"f": ".2f", "f moved": ".3f", "S_B": ".2f", "S' this split": ".2f", "S' eq. 10": ".2f"})]
     out += [f"S_HPC = t_seq / t_train = {sp['t_seq_s']:.1f} s / {sp['t_train_s']:.1f} s = {sp['S_HPC']:.2f} "
-            f"({sp['rule']}); S_B = S_HPC N_total / N_0 (eq. 8, N_0 = N_train at f = 0: the f = 0 model's predictions of "
-            "the held-out systems accepted); S' this split = S_HPC N_total / N_train (f moved = the fraction of the "
-            "held-out systems actually moved, round(f N_held) / N_held); S' eq. 10 = 2 / (1/S_B' + f/S_HPC) with the "
-            "kept systems as the grid before interpolation (S_B' = S_HPC: all of them trained on) and the held-out "
+            f"({sp['rule']}); S_B = S_HPC N_total / N_0 (eq. 8, N_0 = N_train at f = 0: the f = 0 model's "
+            "predictions of the held-out systems accepted); S' this split = S_HPC N_total / N_train (f moved = the "
+            "fraction of the held-out systems actually moved, round(f N_held) / N_held); S' eq. 10 = 2 / (1/S_B' + "
+            "f/S_HPC) with the kept systems as the grid before interpolation (S_B' = S_HPC: all of them trained on) "
+            "and the held-out "
             "values doubling it, i.e. 2 S_HPC / (1 + f); "
             f"N_total = {sp['N_total']}.", "", "## Beside the paper (sun2023, N_total = 4050, 20000 epochs)", ""]
     for name, p in res["paper"].items():

@@ -437,3 +437,30 @@ def test_studies_refuse_the_uncharged_system_in_one_line():
 def test_groups_are_systems(synth):
     ds = DataSource.of([synth]).load()
     assert np.unique(system_groups(inputs_array(ds))).size == 120
+
+
+def test_provenance_commit_is_dirty_only_for_changes_under_the_package(tmp_path):
+    """Results written into tracked folders (docs/studies) do not mark the code that wrote them as dirty."""
+    import subprocess
+
+    from mdsurrogate.provenance import commit_of
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "pkg" / "code.py").write_text("x = 1\n")
+    (tmp_path / "docs" / "table.md").write_text("old\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    sha = commit_of(tmp_path / "pkg")
+    assert len(sha) == 40
+    (tmp_path / "docs" / "table.md").write_text("new result\n")
+    (tmp_path / "pkg" / "new_untracked.py").write_text("")
+    assert commit_of(tmp_path / "pkg") == sha
+    (tmp_path / "pkg" / "code.py").write_text("x = 2\n")
+    assert commit_of(tmp_path / "pkg") == sha + "+dirty"
+    assert commit_of(tmp_path / "docs") == sha + "+dirty"
+    assert commit_of(tmp_path.parent / "no-such-folder") == "unknown"

@@ -14,12 +14,18 @@ from mdsurrogate import __version__
 
 @functools.cache
 def git_commit() -> str:
-    """The git commit of the source tree, with '+dirty' when it has uncommitted changes; 'unknown' outside git."""
-    here = Path(__file__).resolve().parent
+    """The git commit of the source tree, with '+dirty' when the package's own files (src/mdsurrogate) have
+    uncommitted changes (results written into tracked folders elsewhere, e.g. docs/studies, do not count: they are
+    what the code produced); 'unknown' outside git."""
+    return commit_of(Path(__file__).resolve().parent)
+
+
+def commit_of(folder: Path) -> str:
+    """HEAD of the git repository holding `folder`, '+dirty' when tracked files under `folder` changed."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True,
                              timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."], cwd=folder,
                                capture_output=True, text=True, timeout=5).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):

@@ -222,6 +222,9 @@ def test_speedup_curves_reproduce_the_papers_inset_and_break_even():
     assert n_star * 24 * 3600 / (n_star * 0.3 + 800 * 3.5 * 3600) == pytest.approx(1.0)
     with_fit = speedup.curves(100.0, 50.0, 0.0, 1000.0, [100], 500, 100, [1])
     assert with_fit["vs_n_train"][0]["S/S_HPC (eq. 4 + t_fit)"] == pytest.approx(600 * 100 / (100 * 50 + 1000) / 2)
+    # t_fit was measured at N_train = 100: at 300 the network trains on 3x the systems, for 3x the time
+    scaled = speedup.curves(100.0, 50.0, 0.0, 1000.0, [300], 500, 100, [1])
+    assert scaled["vs_n_train"][0]["S/S_HPC (eq. 4 + t_fit)"] == pytest.approx(800 * 100 / (300 * 50 + 3000) / 2)
 
 
 def test_speedup_prediction_timing_is_measured():
@@ -337,6 +340,10 @@ def test_profiles_study_uses_only_unseen_systems(tmp_path):
         assert system_key(p["inputs"]) not in trained
     k = np.asarray(rec["results"]["curves"]["E_k"])
     assert k.shape == (2 * N_GRID,) and np.all(k >= 0)
+    # one network (no ensemble spread): the same study, without the band
+    one = Surrogate(members=sur.members[:1], card=sur.card)
+    single = profiles.run(_study("profiles", tmp_path / "pr1", DATA), sur=one, n_systems=2)
+    assert (tmp_path / "pr1" / "figure_profiles.png").exists() and single["complete"]
 
 
 # -- active learning -------------------------------------------------------------------------------------------

@@ -118,12 +118,15 @@ def _figures(study, ds, rows, picked, arrays, mean, std, curves) -> None:
         i = where[r]
         z = arrays.Z[i]
         sigma = float(arrays.X[i, INPUT_NAMES.index("sigma_s")])
-        y, e, m, s = arrays.Y[i], arrays.EPS[i], mean[i], std[i]
+        y, e, m = arrays.Y[i], arrays.EPS[i], mean[i]
+        s = std[i] if std is not None else None  # one network: no ensemble band
         for row, (sl, name) in enumerate(((slice(0, half), "n+ (M)"), (slice(half, None), "n- (M)"))):
             ax = axes[row, col]
             ax.errorbar(z, y[sl], yerr=e[sl], fmt=".", ms=2, color="gray", alpha=0.6, label="MD")
             ax.plot(z, m[sl], color="C3", lw=1.2, label="ANN mean")
-            ax.fill_between(z, m[sl] - 2 * s[sl], m[sl] + 2 * s[sl], color="C3", alpha=0.25, label="ANN +- 2 std")
+            if s is not None:
+                ax.fill_between(z, m[sl] - 2 * s[sl], m[sl] + 2 * s[sl], color="C3", alpha=0.25,
+                                label="ANN +- 2 std")
             ax.set(ylabel=name)
         rho_md, rho_ml = charge_density(y[:half], y[half:]), charge_density(m[:half], m[half:])
         axes[2, col].plot(z, rho_md, ".", ms=2, color="gray", label="MD")

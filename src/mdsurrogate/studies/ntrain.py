@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from mdsurrogate.dataset import inputs_array, system_groups
-from mdsurrogate.studies.runner import DataSource, StudyRun, md_table, task_key
+from mdsurrogate.studies.runner import DataSource, StudyRun, md_table, reference_key, task_key
 from mdsurrogate.studies.tasks import recipe, train_and_score
 
 #: sun2023's training-set sizes (section 2.2)
@@ -121,7 +121,7 @@ def run(study: StudyRun, sizes: list[int] | None = None, repeats: int = 10, n_te
         kw = dict(data=study.data, train_rows=rows.tolist(), test_sets={"test": test_rows.tolist()}, config=cfg,
                   n_members=members, seed=study.seed * 1000 + r, reference=reference)
         key = task_key("ntrain", study.data.sha256, study.data.error_scale, rows, test_rows, cfg, members,
-                       reference.sha256 if reference else None)
+                       reference_key(reference))
         tasks.append((key, train_and_score, kw, (n, r)))
     done = study.run_tasks("training", [(k, f, kw) for k, f, kw, _ in tasks])
     runs = {nr: done[k] for k, _, _, nr in tasks if k in done}

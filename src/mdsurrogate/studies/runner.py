@@ -106,6 +106,14 @@ def cached_dataset(src: DataSource) -> xr.Dataset:
     return _DATA_CACHE[key]
 
 
+def reference_key(reference: DataSource | None) -> Any:
+    """What a task's reference scores depend on: the files' hashes, and the error scale where it is not 1 (the
+    keys of results cached before the scale was part of them stay valid)."""
+    if reference is None:
+        return None
+    return reference.sha256 if reference.error_scale == 1.0 else [reference.sha256, reference.error_scale]
+
+
 def task_key(*parts: Any) -> str:
     """A stable hash of a task's JSON-able description (what its result depends on)."""
     blob = json.dumps(parts, sort_keys=True, default=_jsonable).encode()

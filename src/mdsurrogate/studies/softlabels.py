@@ -17,7 +17,7 @@ import numpy as np
 from mdsurrogate.dataset import inputs_array, system_groups, to_arrays
 from mdsurrogate.evaluation.metrics import evaluate_predictions, interface_mask
 from mdsurrogate.studies.ntrain import split_rows
-from mdsurrogate.studies.runner import DataSource, StudyRun, cached_dataset, md_table, task_key
+from mdsurrogate.studies.runner import DataSource, StudyRun, cached_dataset, md_table, reference_key, task_key
 from mdsurrogate.studies.tasks import recipe, reference_scores
 
 LOSSES = {"mse": "BaseNN", "soft": "ModNN"}
@@ -117,7 +117,7 @@ def run(study: StudyRun, sizes: list[int] | None = None, recipes: tuple[str, ...
                         cfg = {**cfg, "eval_every": max(1, paper_epochs // 500)}
                     rows = trains[(n, rep)]
                     key = task_key("softlabels", study.data.sha256, study.data.error_scale, rows, test_rows, cfg,
-                                   *([reference.sha256] if reference is not None else []))
+                                   *([reference_key(reference)] if reference is not None else []))
                     tasks.append((key, train_one, dict(data=study.data, train_rows=rows.tolist(),
                                                        test_rows=test_rows.tolist(), config=cfg,
                                                        reference=reference)))

@@ -79,7 +79,7 @@ _REF_CACHE: dict = {}
 
 
 def cached_reference(src: DataSource):
-    key = (src.files, src.sha256)
+    key = (src.files, src.sha256, src.error_scale)
     if key not in _REF_CACHE:
         _REF_CACHE[key] = src.load()
     return _REF_CACHE[key]

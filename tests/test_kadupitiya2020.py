@@ -163,3 +163,11 @@ def test_folds_keep_replicas_of_a_system_together():
             assert (i in te) == (n + i in te) and (i in tr) == (n + i in tr)
     with pytest.raises(ValueError, match=rf"folds must be in \[2, {n}\]"):
         k20.system_folds(both, n + 1, seed=0)  # n + 4 rows, but n systems
+
+
+def test_a_recipe_change_cannot_reuse_cached_folds_silently():
+    """The fold cache is keyed by TASK_VERSION, not by the recipes: a change to a recipe, the features or the
+    baselines must come with a TASK_VERSION bump (and the new fingerprint)."""
+    assert k20.recipe_fingerprint() == k20.RECIPE_FINGERPRINT, (
+        "kadupitiya2020 recipes, features or baselines changed: bump TASK_VERSION and set RECIPE_FINGERPRINT to "
+        f"{k20.recipe_fingerprint()!r}")

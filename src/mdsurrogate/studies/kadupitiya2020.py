@@ -31,8 +31,11 @@ from mdsurrogate.studies.runner import DataSource, StudyRun, cached_dataset, md_
 
 FEATURES = ("contact", "mid", "peak")
 FEATURE_LABELS = {"contact": "contact density", "mid": "mid-point density", "peak": "peak density"}
-#: Bump when a task's result would change for the same inputs (feature definitions, recipes).
+#: Bump when a task's result would change for the same inputs (feature definitions, recipes); the cached fold
+#: results are keyed by it. `recipe_fingerprint()` must equal RECIPE_FINGERPRINT (a test checks it), so that a change
+#: to a recipe or a feature definition cannot silently reuse the old folds: bump TASK_VERSION and update both.
 TASK_VERSION = 3
+RECIPE_FINGERPRINT = "e80f088bf06ff535"
 
 #: kadupitiya2020 Table 1: success % and MSE of contact, mid-point and peak density (2060 test systems, 20-fold CV).
 PAPER_TABLE1 = {
@@ -123,6 +126,24 @@ def _feature_net_config(recipe: str, seed: int, epochs: int | None):
     cfg = default_config(loss="mse", seed=seed)
     cfg = replace(cfg, network=replace(cfg.network, system="uncharged", n_inputs=5, n_outputs=3, mirror=False))
     return cfg if epochs is None else replace(cfg, max_epochs=epochs)
+
+
+def recipe_fingerprint() -> str:
+    """sha256 of what a fold's result depends on beyond its key: the three training configurations (dicts) and
+    the source of the feature definitions and of the baselines' construction (our code, not scikit-learn's)."""
+    import dataclasses  # noqa: PLC0415
+    import hashlib  # noqa: PLC0415
+    import inspect  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
+    from mdsurrogate.evaluation import baselines  # noqa: PLC0415
+    from mdsurrogate.surrogate.training import default_config  # noqa: PLC0415 - torch
+
+    configs = [dataclasses.asdict(c) for c in (_feature_net_config("paper", 0, None),
+                                                _feature_net_config("ours", 0, None), default_config(seed=0))]
+    code = [inspect.getsource(f) for f in (density_features, symmetrized, baselines.baseline_models,
+                                           baselines.tuned_baseline_models, baselines.fit_baselines, baselines._scaler)]
+    return hashlib.sha256(json.dumps([configs, code], sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def fold_task(data: DataSource, train_rows: list[int], test_rows: list[int], model: str, seed: int,

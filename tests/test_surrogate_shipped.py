@@ -1,14 +1,15 @@
 """The surrogate shipped in the package, checked against the project's own MD (files in the repository).
 
-It was trained on a random split of data/paper_subset_1000.nc; its card lists the held-out systems. These tests
-fail if the shipped weights, the card or the dataset drift apart, or if the predictions lose the physics."""
+It was trained on a random split of the project's dataset (the file or parts its card names: data/paper_subset_1000.nc,
+then the full grid's parts under data/paper_grid_full/); its card lists the held-out systems. These tests fail if the
+shipped weights, the card or the dataset drift apart, or if the predictions lose the physics."""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mdsurrogate.dataset import load_dataset, to_arrays
+from mdsurrogate.dataset import load_dataset, load_parts, to_arrays
 from mdsurrogate.dataset.core import effective_sigma_s
 from mdsurrogate.evaluation.metrics import evaluate_predictions
 from mdsurrogate.io import file_sha256
@@ -17,7 +18,8 @@ from mdsurrogate.simulation.system import INPUT_NAMES
 from mdsurrogate.surrogate import ExtrapolationError, default_surrogate_path, load_surrogate
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "data" / "paper_subset_1000.nc"
+#: where the dataset files that a card's `source` names ('a.nc' or 'a.nc+part-01.nc+...') are kept
+DATA_DIRS = (ROOT / "data", ROOT / "data" / "paper_grid_full")
 CHECK = ROOT / "data" / "reference_check.nc"
 SYSTEM = dict(h=4.4, c=0.5, d_plus=0.415, d_minus=0.415, sigma_s=-0.015)
 TOL_E = 1.5          # x E_MD; measured 1.09 (E 0.0362 M, E_MD 0.0333 M; 200 held-out systems)
@@ -40,8 +42,22 @@ def test_shipped_surrogate_loads_and_is_small(shipped):
         shipped.predict({**SYSTEM, "d_minus": 0.7})               # outside the papers' 0.2-0.63 nm
 
 
+def _training_files(card) -> list[Path]:
+    files = []
+    for name in card["training_data"]["source"].split("+"):
+        found = [d / name for d in DATA_DIRS if (d / name).is_file()]
+        assert found, f"{name} (the shipped surrogate's training data) is not under {[str(d) for d in DATA_DIRS]}"
+        files.append(found[0])
+    return files
+
+
+def _training_data(card):
+    files = _training_files(card)
+    return load_dataset(files[0]) if len(files) == 1 else load_parts(*files)
+
+
 def _test_split(shipped):
-    ds = load_dataset(DATA)
+    ds = _training_data(shipped.card)
     keep = set(shipped.card["training_data"]["test_systems"])
     idx = [i for i, k in enumerate(ds["key"].values) if str(k) in keep]
     return ds, idx
@@ -49,7 +65,9 @@ def _test_split(shipped):
 
 def test_shipped_surrogate_was_trained_on_the_committed_dataset(shipped):
     td = shipped.card["training_data"]
-    assert td["source_sha256"] == file_sha256(DATA), "retrain (mdsurrogate report ... --ship) after updating data/"
+    files = _training_files(shipped.card)
+    sha = file_sha256(files[0]) if len(files) == 1 else _training_data(shipped.card).attrs["source_sha256"]
+    assert td["source_sha256"] == sha, "retrain (mdsurrogate report ... --ship) after updating data/"
     ds, idx = _test_split(shipped)
     assert len(idx) == td["n_test"] > 50 and td["n_train"] + td["n_test"] == ds.sizes["system"]
 

@@ -131,3 +131,31 @@ def test_report_trains_scores_and_ships(tmp_path):
                       (["--reference-md", str(tmp_path / "ours.nc")], "--reference")):
         bad = runner.invoke(app, ["report", str(REF), *args])
         assert bad.exit_code == 2 and msg in bad.output, bad.output
+
+
+def test_evaluate_split_counts_systems_not_replicas(model_dir, tmp_path):
+    """A dataset holding a second run (replica: same key) of some systems is still the one the card was split on."""
+    from mdsurrogate.dataset import load_dataset
+
+    ds = load_dataset(REF)
+    twin = ds.isel(system=list(range(5)))
+    if "run_id" in twin:
+        twin = twin.assign(run_id=("system", [f"{r}-seed2" for r in twin["run_id"].values.astype(str)]))
+    both = xr.concat([ds, twin], dim="system")
+    path = tmp_path / "with_replicas.nc"
+    both.to_netcdf(path, engine="h5netcdf")
+    out = tmp_path / "m.json"
+    r = runner.invoke(app, ["evaluate", str(path), "--model", str(model_dir), "--split", "test", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["evaluate", str(path), "--model", str(model_dir), "--split", "train", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    # without the replicas' originals a system of the test split is missing: refused, naming the counts
+    card = json.loads((model_dir / "card.json").read_text())
+    held = set(card["training_data"]["test_systems"])
+    tests = [i for i, k in enumerate(ds["key"].values) if str(k) in held]
+    assert tests
+    fewer = ds.isel(system=[i for i in range(ds.sizes["system"]) if i != tests[0]])
+    fewer.to_netcdf(tmp_path / "fewer.nc", engine="h5netcdf")
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "fewer.nc"), "--model", str(model_dir), "--split", "test",
+                            "--out", str(out)])
+    assert r.exit_code != 0 and "not the dataset this surrogate was split on" in r.output, r.output

@@ -25,6 +25,7 @@ from mdsurrogate.surrogate.training import (
     member_seeds,
     paper_config,
     predict_arrays,
+    split_validation,
     train_network,
 )
 
@@ -82,6 +83,20 @@ def test_random_split_is_seeded_and_disjoint():
     for bad in (1.0, 1.5, -0.1):  # a fraction must leave both sides non-empty
         with pytest.raises(ValueError, match="n_test"):
             split_indices(rows, bad, seed=0)
+
+
+def test_validation_split_keeps_replicas_together():
+    """Early stopping must not validate on systems the network trains on under another seed."""
+    groups = np.repeat(np.arange(20), 3)  # 20 systems x 3 replicas
+    tr, va = split_validation(60, 0.2, seed=0, groups=groups)
+    assert len(va) == 12 and len(tr) == 48 and not set(groups[tr]) & set(groups[va])
+    # without replicas: the seeded row permutation as before (results cached under it stay valid)
+    perm = np.random.default_rng([5, 7]).permutation(37)
+    tr, va = split_validation(37, 0.2, seed=5)
+    np.testing.assert_array_equal(va, np.sort(perm[:7]))
+    np.testing.assert_array_equal(tr, split_validation(37, 0.2, 5, groups=np.arange(37) * 10)[0])
+    with pytest.raises(ValueError, match="one label per row"):
+        split_validation(10, 0.2, 0, groups=np.arange(9))
 
 
 def test_paper_network_shape_init_and_flops():

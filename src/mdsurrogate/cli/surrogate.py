@@ -540,8 +540,9 @@ def register(app: typer.Typer) -> None:
                 if "key" not in ds.coords or not keep:
                     _fail(f"the card records no {split} systems by key; use --split all")
                 ds = ds.isel(system=[i for i, k in enumerate(ds["key"].values) if norm(k) in keep])
-                if ds.sizes["system"] != len(keep):
-                    _fail(f"{'+'.join(f.name for f in files)} holds {ds.sizes['system']} of the {len(keep)} {split} "
+                found = {norm(k) for k in ds["key"].values}  # systems, not rows: replicas share a key
+                if found != keep:
+                    _fail(f"{'+'.join(f.name for f in files)} holds {len(found)} of the {len(keep)} {split} "
                           "systems recorded in the card: not the dataset this surrogate was split on")
             arr = to_arrays(ds)
             with warnings.catch_warnings():

@@ -12,6 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 
 from mdsurrogate.dataset.arrays import Arrays
+from mdsurrogate.dataset.core import system_groups
 from mdsurrogate.surrogate.models import NetworkConfig
 from mdsurrogate.surrogate.training import TrainConfig, split_validation, train_network
 
@@ -75,7 +76,7 @@ def grid_search(train: Arrays, base: TrainConfig, grid: dict[str, tuple] | None 
     threads); n_workers = 1 runs them in this process.
     """
     grid = PAPER_SEARCH_GRID if grid is None else grid
-    tr, va = split_validation(len(train), base.val_fraction or 0.2, seed)
+    tr, va = split_validation(len(train), base.val_fraction or 0.2, seed, system_groups(train.X))
     tr_a, va_a = train.take(tr), train.take(va)
     jobs = [(tr_a, va_a, replace(apply_params(base, p), seed=seed), p) for p in grid_points(grid)]
     if n_workers <= 1:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from mdsurrogate.dataset.arrays import Arrays
+from mdsurrogate.dataset.core import system_groups
 from mdsurrogate.io import atomic_path, write_json_atomic
 from mdsurrogate.surrogate.losses import make_loss
 from mdsurrogate.surrogate.models import (
@@ -112,15 +113,23 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
-def split_validation(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train, validation) indices, the papers' 80/20 split of the training set."""
-    perm = np.random.default_rng([seed, 7]).permutation(n)
-    n_val = int(round(val_fraction * n))
+def split_validation(n: int, val_fraction: float, seed: int, groups: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) row indices, the papers' 80/20 split of the training set, over systems: `groups` is the
+    system of every row (`dataset.system_groups`: replicas with other seeds share one), so that replicas fall on
+    one side. Without replicas (groups 0..n-1, the default) this is a seeded permutation of the rows."""
+    groups = np.arange(n) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+    if groups.shape != (n,):
+        raise ValueError(f"groups must hold one label per row ({n}), got shape {groups.shape}")
+    k = int(groups.max()) + 1 if n else 0
+    perm = np.random.default_rng([seed, 7]).permutation(k)
+    n_val = int(round(val_fraction * k))
     if val_fraction > 0 and n_val == 0:
         n_val = 1
-    if n_val >= n:
-        raise ValueError(f"val_fraction {val_fraction} leaves no training systems out of {n}")
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    if n_val >= k:
+        raise ValueError(f"val_fraction {val_fraction} leaves no training systems out of {k}")
+    val = np.isin(groups, perm[:n_val])
+    return np.flatnonzero(~val), np.flatnonzero(val)
 
 
 def _save_checkpoint(directory: Path, name: str, model: ProfileNet, meta: dict) -> None:
@@ -156,7 +165,7 @@ def train_network(train: Arrays, config: TrainConfig, val: Arrays | None = None,
     """
     device = resolve_device(config.device)
     if val is None and config.val_fraction > 0:
-        tr_idx, va_idx = split_validation(len(train), config.val_fraction, config.seed)
+        tr_idx, va_idx = split_validation(len(train), config.val_fraction, config.seed, system_groups(train.X))
         train, val = train.take(tr_idx), train.take(va_idx)
     torch.manual_seed(config.seed)
     gen = torch.Generator(device=device)

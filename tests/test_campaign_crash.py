@@ -24,7 +24,15 @@ from mdsurrogate.campaign.ledger import Ledger
 from mdsurrogate.campaign.spec import load_spec
 
 HERE = Path(__file__).resolve().parent
-INNER = {"synthetic": "mdsurrogate.campaign.synthetic:simulate", "engine": "mdsurrogate.simulation.engine:simulate"}
+INNER = {"synthetic": "mdsurrogate.campaign.synthetic:simulate", "engine": "mdsurrogate.simulation.engine:simulate",
+         "session": "test_campaign_crash:session_child_run"}
+
+
+def session_child_run(system, controls, out, workdir):
+    """Like the engine: the work runs in a child process in a session of its own (outside the worker's group)."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+    child.wait()
+    raise RuntimeError("the child was killed")
 
 
 def recording_run(system, controls, out, workdir):
@@ -129,13 +137,16 @@ def test_sigkill_and_resume_real_md(tmp_path):
     crash_and_resume(tmp_path, "engine", design, controls, kills=3, window=(0.0, 1.5), seed=5)
 
 
-def test_sigterm_stops_cleanly_and_resumes(tmp_path):
+@pytest.mark.parametrize("inner", ["synthetic", "session"])
+def test_sigterm_stops_cleanly_and_resumes(tmp_path, inner):
+    """A stop leaves no process of the campaign behind, also those the runs start in sessions of their own
+    (LAMMPS: an orphan would go on burning a core and write into the resumed attempt's folder)."""
     camp = tmp_path / "camp"
     spec_file = tmp_path / "term.toml"
     spec_file.write_text(f'[campaign]\nname = "term"\ndirectory = "{camp}"\n[[design]]\ntype = "grid"\nh = [4.0]\n'
                          'c = [0.5]\nd_plus = [0.415]\nd_minus = [0.2, 0.415]\nsigma_s = [-0.01, -0.02]\n'
                          '[controls]\nsteps = 30000\n[execution]\nworkers = 2\n')
-    env = {**os.environ, "CRASH_TEST_LOG": str(tmp_path / "starts.log"), "CRASH_TEST_INNER": "synthetic",
+    env = {**os.environ, "CRASH_TEST_LOG": str(tmp_path / "starts.log"), "CRASH_TEST_INNER": inner,
            "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
     proc = _supervisor(spec_file, env)
     deadline = time.monotonic() + 60
@@ -144,6 +155,11 @@ def test_sigterm_stops_cleanly_and_resumes(tmp_path):
         if (camp / "ledger.sqlite").exists() and Ledger(camp / "ledger.sqlite").counts()["running"] == 2:
             break
     time.sleep(1.0)
+    if inner == "session":  # both workers and both session children up
+        marker = str((camp / "ledger.sqlite").resolve())
+        while len(marked_processes(marker, skip_zombies=True)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(marked_processes(marker, skip_zombies=True)) >= 4
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out
@@ -153,3 +169,28 @@ def test_sigterm_stops_cleanly_and_resumes(tmp_path):
         assert c["running"] == 0 and c["pending"] == 4 and c["failed"] == 0
         assert all(r.attempts == 0 for r in led.rows())  # an interruption is not a failed attempt
     assert marked_processes(str((camp / "ledger.sqlite").resolve())) == []
+
+
+def test_sigkilled_supervisor_leaves_no_run_sessions(tmp_path):
+    """SIGKILL the supervisor: each worker's watchdog kills its run, including the child in its own session."""
+    camp = tmp_path / "camp"
+    spec_file = tmp_path / "kill.toml"
+    spec_file.write_text(f'[campaign]\nname = "kill"\ndirectory = "{camp}"\n[[design]]\ntype = "grid"\nh = [4.0]\n'
+                         'c = [0.5]\nd_plus = [0.415]\nd_minus = [0.2, 0.415]\nsigma_s = [-0.01]\n'
+                         '[controls]\nsteps = 30000\n[execution]\nworkers = 2\n')
+    env = {**os.environ, "CRASH_TEST_LOG": str(tmp_path / "starts.log"), "CRASH_TEST_INNER": "session",
+           "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    proc = _supervisor(spec_file, env)
+    marker = str((camp / "ledger.sqlite").resolve())
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # both workers and both session children up
+        time.sleep(0.2)
+        if len(marked_processes(marker, skip_zombies=True)) >= 4:
+            break
+    assert len(marked_processes(marker, skip_zombies=True)) >= 4
+    proc.kill()
+    proc.communicate(timeout=30)
+    deadline = time.monotonic() + 15
+    while marked_processes(marker, skip_zombies=True) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert marked_processes(marker, skip_zombies=True) == []

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from mdsurrogate.campaign.worker import MARKER_ENV
+from mdsurrogate.campaign.worker import MARKER_ENV, WORKER_ENV
 from mdsurrogate.io import write_json_atomic
 
 
@@ -48,15 +48,17 @@ def marked_processes(marker: str, env_var: str = MARKER_ENV, *, skip_zombies: bo
 
 
 def kill_worker_group(pid: int, marker: str, timeout_s: float = 10.0) -> int:
-    """SIGKILL every process of worker `pid`'s process group that carries this campaign's marker.
+    """SIGKILL every process of worker `pid` that carries this campaign's marker: its process group, and what it
+    started in sessions of its own (LAMMPS, mpiexec and the ranks: tagged `WORKER_ENV=pid`), also once orphaned.
 
-    Processes are identified by their group id and their environment, never by name. Returns how many were
-    signalled; waits until they are gone (or `timeout_s`)."""
+    Processes are identified by their group id or tag and their environment, never by name. Returns how many
+    were signalled; waits until they are gone (or `timeout_s`)."""
     victims = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             p = int(entry.name)
-            if p != os.getpid() and _proc_pgid(p) == pid and _proc_has_marker(p, marker):
+            if p != os.getpid() and _proc_has_marker(p, marker) and (
+                    _proc_pgid(p) == pid or _proc_has_marker(p, str(pid), WORKER_ENV)):
                 victims.append(p)
     for p in victims:
         try:

@@ -29,6 +29,9 @@ from mdsurrogate.simulation.system import make_system
 
 DEFAULT_RUN_FN = "mdsurrogate.simulation.engine:simulate"
 MARKER_ENV = "MDSURROGATE_CAMPAIGN"
+#: Set by each worker to its own pid and inherited by everything it starts: LAMMPS runs in its own session (so that
+#: a timeout kills mpiexec and every rank), outside the worker's process group, and is found by this tag instead.
+WORKER_ENV = "MDSURROGATE_CAMPAIGN_WORKER"
 
 
 def resolve(path: str) -> Callable:
@@ -128,9 +131,23 @@ def supervisor_gone(sup: dict, seen: dict, now: float) -> str | None:
     return None
 
 
+def _kill_run_sessions() -> None:
+    """SIGKILL the processes this worker started in sessions of their own (LAMMPS, mpiexec and its ranks),
+    found by their WORKER_ENV tag."""
+    tag = f"{WORKER_ENV}={os.getpid()}".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if tag in (entry / "environ").read_bytes().split(b"\0"):
+                    os.kill(int(entry.name), signal.SIGKILL)
+            except (OSError, ProcessLookupError):
+                pass
+
+
 def _kill_own_group(reason: str) -> None:
     try:
         print(f"watchdog: {reason}; killing this run", file=sys.stderr, flush=True)
+        _kill_run_sessions()
         os.killpg(os.getpgrp(), signal.SIGKILL)
     finally:
         os._exit(137)
@@ -162,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parent = int(task.get("parent_pid") or os.getppid())
     if os.getppid() != parent:  # the parent died before we started
         return 137
+    os.environ[WORKER_ENV] = str(os.getpid())  # inherited by LAMMPS: `kill_worker_group` finds it by this tag
     threading.Thread(target=_watchdog, args=(parent, task.get("supervisor")), daemon=True).start()
     status = Path(task["status"])
     try:

@@ -82,3 +82,25 @@ def test_unit_conversion_and_resampling():
     centres, means = rebin_mean(z, y, np.array([0.0, 0.5, 1.0001]))
     assert means == pytest.approx([0.4, 1.5])  # means of 2z over z in {0..0.4} and {0.5..1.0}
     assert relative_error(np.array([0, 1.0, 2.0]), np.array([0, 0.1, 0.1])) == pytest.approx(0.075)
+
+
+def test_block_average_uses_every_sample_when_blocks_do_not_divide_them():
+    """59 stored blocks into 20 error blocks (the precise test set's runs): all 59 count, none is dropped."""
+    from mdsurrogate.simulation.profiles import block_means
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(59, 2000))
+    x[:19] += 1.0  # a shift confined to the first 19 samples must move the mean by 19/59
+    mean, se = block_average(x, 20)
+    np.testing.assert_allclose(mean, x.mean(axis=0))
+    assert np.median(mean) == pytest.approx(19 / 59, abs=0.03)
+    means = block_means(x, 20)
+    assert means.shape == (20, 2000)
+    np.testing.assert_allclose(means[0], x[:3].mean(axis=0))  # 19 blocks of 3 samples, then 1 of 2
+    np.testing.assert_allclose(means[-1], x[-2:].mean(axis=0))
+    # white noise: SE = sd / sqrt(59) whatever the block lengths
+    se0 = block_average(rng.normal(size=(59, 2000)), 20)[1]
+    assert np.median(se0) == pytest.approx(1 / np.sqrt(59), rel=0.1)
+    # a number of samples divisible by the blocks: the plain reshape, as before
+    y = rng.normal(size=(40, 5))
+    np.testing.assert_allclose(block_means(y, 20), y.reshape(20, 2, 5).mean(axis=1))

@@ -19,23 +19,24 @@ def number_density_to_molar(n_per_sigma3: np.ndarray, sigma_nm: float) -> np.nda
 
 
 def block_means(samples: np.ndarray, n_blocks: int) -> np.ndarray:
-    """Average consecutive samples (axis 0) into n_blocks equal blocks; the remainder at the start is dropped
-    (it is the part closest to equilibration)."""
+    """Average consecutive samples (axis 0) into n_blocks contiguous blocks of near-equal length (lengths differ by at
+    most one sample when n_blocks does not divide their number): every sample is used."""
     samples = np.asarray(samples, dtype=float)
     n = samples.shape[0]
     if n_blocks < 2:
         raise ValueError(f"n_blocks must be >= 2, got {n_blocks}")
     if n < n_blocks:
         raise ValueError(f"need at least n_blocks={n_blocks} samples, got {n}")
-    per = n // n_blocks
-    trimmed = samples[n - per * n_blocks:]
-    return trimmed.reshape(n_blocks, per, *samples.shape[1:]).mean(axis=1)
+    if n % n_blocks == 0:
+        return samples.reshape(n_blocks, n // n_blocks, *samples.shape[1:]).mean(axis=1)
+    return np.stack([part.mean(axis=0) for part in np.array_split(samples, n_blocks, axis=0)])
 
 
 def block_average(samples: np.ndarray, n_blocks: int = 20) -> tuple[np.ndarray, np.ndarray]:
-    """Mean over all samples used and its standard error from n_blocks block means."""
+    """Mean over all samples and its standard error std(block means, ddof=1) / sqrt(n_blocks) from n_blocks
+    contiguous block means (`block_means`)."""
     means = block_means(samples, n_blocks)
-    return means.mean(axis=0), means.std(axis=0, ddof=1) / np.sqrt(n_blocks)
+    return np.asarray(samples, dtype=float).mean(axis=0), means.std(axis=0, ddof=1) / np.sqrt(n_blocks)
 
 
 def blocking_analysis(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

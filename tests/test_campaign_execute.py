@@ -219,3 +219,21 @@ def test_result_readable_rejects_partial_and_broken_files(tmp_path):
     assert not result_readable(tmp_path / "nan.nc")
     ds.drop_vars("n_plus_err").to_netcdf(tmp_path / "noerr.nc", engine="h5netcdf")
     assert not result_readable(tmp_path / "noerr.nc")
+
+
+def test_a_copied_campaign_directory_consolidates_its_own_results(tmp_path):
+    """The ledger records absolute result paths; consolidation reads the directory it is given instead, so a
+    copy is consolidated from its own files, and still when the original is gone."""
+    import shutil
+
+    from mdsurrogate.dataset import consolidate
+
+    run_campaign(small_spec(n_c=1), tmp_path / "orig", run_fn=SYNTH)
+    shutil.copytree(tmp_path / "orig", tmp_path / "copy")
+    with Ledger(tmp_path / "orig" / "ledger.sqlite") as led:
+        rid = led.rows("done")[0].run_id
+    result_path(tmp_path / "orig", rid).unlink()  # the original changes (here: loses a result) after the copy
+    ds = consolidate(tmp_path / "copy")
+    assert rid in set(ds["run_id"].values.astype(str)) and ds.sizes["system"] == 2
+    shutil.rmtree(tmp_path / "orig")
+    assert consolidate(tmp_path / "copy").sizes["system"] == 2

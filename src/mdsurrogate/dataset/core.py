@@ -25,7 +25,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import xarray as xr
 
-from mdsurrogate.campaign.layout import ledger_path, result_readable
+from mdsurrogate.campaign.layout import ledger_path, result_path, result_readable
 from mdsurrogate.campaign.ledger import Ledger
 from mdsurrogate.campaign.reuse import META_KEY, reuse_paths, run_ids_in
 from mdsurrogate.dataset.arrays import input_names, refuse_uncharged, validate_dataset
@@ -192,11 +192,14 @@ def consolidate(directory: str | os.PathLike, out: str | os.PathLike | None = No
         if not rows:
             raise RuntimeError("every finished run of this campaign is already in its reused datasets: "
                                "nothing new to consolidate")
-    bad = [r.run_id for r in rows if not result_readable(r.result)]
+    # each result from this directory (results/<run_id>.nc), not from the absolute path the ledger recorded: a
+    # copied or moved campaign directory consolidates its own files
+    paths = [result_path(directory, r.run_id) for r in rows]
+    bad = [r.run_id for r, p in zip(rows, paths) if not result_readable(p)]
     if bad:
         raise RuntimeError(f"{len(bad)} runs marked done have unreadable results (e.g. {bad[0]}); "
                            "run `mdsurrogate campaign run` to redo them")
-    ds = from_runs([Path(r.result) for r in rows], [r.run_id for r in rows],
+    ds = from_runs(paths, [r.run_id for r in rows],
                         attrs={"campaign": name, "campaign_counts": str(counts)})
     ds["attempts"] = ("system", np.array([r.attempts for r in rows], dtype=np.int64))
     ds["ledger_wall_s"] = ("system", np.array([r.wall_s if r.wall_s is not None else np.nan for r in rows]))

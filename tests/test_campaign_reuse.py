@@ -12,12 +12,12 @@ from mdsurrogate.dataset import consolidate, load_dataset, load_parts
 SYNTH = "mdsurrogate.campaign.synthetic:simulate"
 
 
-def spec(c_values, reuse=(), steps=1000):
+def spec(c_values, reuse=(), steps=1000, **controls):
     return parse_spec({
         "campaign": {"name": "parts", "reuse": list(reuse)},
         "design": [{"type": "grid", "h": [4.0], "c": list(c_values), "d_plus": 0.415, "d_minus": [0.2, 0.415],
                     "sigma_s": -0.01}],
-        "controls": {"steps": steps, "n_blocks": 4, "overrides": {"block_steps": 100}, "seeds": [1]},
+        "controls": {"steps": steps, "n_blocks": 4, "overrides": {"block_steps": 100}, "seeds": [1], **controls},
         "execution": {"workers": 2},
     })
 
@@ -51,6 +51,10 @@ def test_parts_made_under_other_controls_are_refused(tmp_path, monkeypatch):
     longer = spec([0.5, 1.0], reuse=["part.nc"], steps=4000)
     with pytest.raises(SpecError, match="campaign.reuse.*equilibration_steps = 100, the spec.s controls give 400"):
         reused_runs(longer)
+    # runs that may stop early at a target error are another kind of run than the stored full-length ones
+    targeted = spec([0.5, 1.0], reuse=["part.nc"], target_rel_error=0.05)
+    with pytest.raises(SpecError, match="campaign.reuse.*target_rel_error = -1.0, the spec.s controls give 0.05"):
+        reused_runs(targeted)
 
 
 def test_load_parts_refuses_a_run_in_two_parts(tmp_path, monkeypatch):

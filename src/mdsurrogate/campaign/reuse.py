@@ -39,13 +39,18 @@ def reuse_paths(patterns: tuple[str, ...] | list[str], base: str | os.PathLike |
     return list(out.values())
 
 
+#: run attributes that datasets written without them (other run functions, older files) hold implicitly
+ABSENT_MEANS = {"target_rel_error": -1.0}
+
+
 def expected_run_attrs(controls: dict) -> dict:
     """The per-run attributes that a run made under these campaign controls carries (preset, schedule,
     engine settings); a reused run must match all of them."""
     rc = RunControls(**{k: v for k, v in controls.items() if k != "timeout_s"})
     eq, prod = rc.schedule()
     attrs = {"preset": rc.preset, "equilibration_steps": eq, "production_steps_planned": prod,
-             "n_error_blocks": rc.n_blocks}
+             "n_error_blocks": rc.n_blocks,  # a run stopped early at a target error is another kind of run
+             "target_rel_error": rc.target_rel_error if rc.target_rel_error is not None else -1.0}
     attrs.update(rc.settings().as_attrs())
     return attrs
 
@@ -76,9 +81,9 @@ def reused_runs(spec: CampaignSpec, base: str | os.PathLike | None = None,
                 for name, value in expect.items():
                     if not rows:
                         break
-                    if name not in ds:
+                    if name not in ds and name not in ABSENT_MEANS:
                         raise SpecError("campaign.reuse", f"{path} lacks '{name}': cannot check its run controls")
-                    got = ds[name].values[rows]
+                    got = ds[name].values[rows] if name in ds else np.full(len(rows), ABSENT_MEANS[name])
                     ok = (np.isclose(got.astype(float), float(value), rtol=1e-9, atol=0)
                           if isinstance(value, (int, float)) and not isinstance(value, bool)
                           else got.astype(str) == str(value))

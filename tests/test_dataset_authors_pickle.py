@@ -60,3 +60,12 @@ def test_rejects_malformed_keys_and_entries(tmp_path):
                                                                                   "neg": np.zeros((502, 3))}}))
     with pytest.raises(ValueError, match="shape"):
         load_authors_pickle(path)
+
+
+def test_rejects_an_entry_without_both_ions(tmp_path):
+    key = "Z_4.4_p_1_n_-1_d_0.415_a_0.415_c_0.1_i_-0.01"
+    for entry in ({"pos": np.zeros((502, 3)), "x": np.zeros((502, 3))}, {"pos": np.zeros((502, 3))}, {}):
+        path = tmp_path / "bad.pk"
+        path.write_bytes(pickle.dumps({key: entry}))
+        with pytest.raises(ValueError, match="must be a dict with 'pos' and 'neg'"):
+            load_authors_pickle(path)

@@ -49,7 +49,7 @@ def load_authors_pickle(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     out: dict[str, dict[str, np.ndarray]] = {}
     for key, value in data.items():
         parse_key(key)
-        if not isinstance(value, dict) or set(value) < {"pos", "neg"}:
+        if not isinstance(value, dict) or not {"pos", "neg"} <= set(value):
             raise ValueError(f"{path}: entry {key!r} must be a dict with 'pos' and 'neg'")
         entry = {}
         for ion in ("pos", "neg"):

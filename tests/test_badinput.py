@@ -126,7 +126,8 @@ def test_predict_keeps_dotted_prefixes_apart(tmp_path):
                                          (["--test-fraction", "1.5"], "--test-fraction"),
                                          (["--error-scale", "0"], "--error-scale"),
                                          (["--error-scale", "nan"], "--error-scale"),
-                                         (["--threads", "0"], "--threads"), (["--members", "0"], "--members")])
+                                         (["--threads", "0"], "--threads"), (["--members", "0"], "--members"),
+                                         (["--seed", "-1"], "--seed")])
 def test_train_refuses_bad_options(tmp_path, toy_nc, flags, name):
     res, out = cli("train", toy_nc, "--out", tmp_path / "m", *TRAIN_FAST[:-2], *flags)
     refused(res, out, name)

@@ -103,6 +103,20 @@ def test_refused_study_leaves_no_folder(tmp_path, synth):
     assert not (tmp_path / "never").exists()
 
 
+@pytest.mark.parametrize("args, message", [
+    (["ntrain", "--seed", "-1"], "--seed must be an integer in [0, 4294967295], got -1"),
+    (["separation", "--members", "0"], "--members must be an integer in [1, 64], got 0"),
+    (["ntrain", "--members", "65"], "--members must be an integer in [1, 64], got 65")])
+def test_study_cli_refuses_out_of_range_seed_and_members(tmp_path, synth, args, message):
+    from typer.testing import CliRunner
+
+    from mdsurrogate.cli import app
+
+    res = CliRunner().invoke(app, ["study", args[0], str(synth), "-o", str(tmp_path / "s"), *args[1:]])
+    assert res.exit_code != 0 and message in res.output and "Traceback" not in res.output, res.output
+    assert not (tmp_path / "s").exists()
+
+
 def test_runner_refuses_foreign_folders(tmp_path):
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "mine.txt").write_text("keep")

@@ -49,6 +49,10 @@ def _open(name: str, data: list[Path] | None, out: Path, seed: int, options: dic
     from mdsurrogate.io import BadPath
     from mdsurrogate.studies.runner import DataSource, StudyRun
 
+    if not 0 <= seed <= 2**32 - 1:
+        fail(f"--seed must be an integer in [0, {2**32 - 1}], got {seed}")
+    if options.get("members") is not None and not 1 <= options["members"] <= 64:
+        fail(f"--members must be an integer in [1, 64], got {options['members']}")
     try:
         src = DataSource.of(data, error_scale, system=system) if data else None
         return StudyRun(name, out, seed, options, data=src, progress=progress, workers=workers, threads=threads)

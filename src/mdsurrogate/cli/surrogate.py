@@ -17,8 +17,10 @@ def _fail(msg: str) -> None:
 
 
 def _check_common(threads: int | None = None, members: int | None = None, error_scale: float | None = None,
-                  test_fraction: float | None = None, allow_zero_test: bool = True) -> None:
+                  test_fraction: float | None = None, allow_zero_test: bool = True, seed: int | None = None) -> None:
     """The numeric options several commands share, checked before any work."""
+    if seed is not None and not 0 <= seed <= 2**32 - 1:
+        _fail(f"--seed must be an integer in [0, {2**32 - 1}], got {seed}")
     if threads is not None and not 1 <= threads <= 256:
         _fail(f"--threads must be an integer in [1, 256], got {threads}")
     if members is not None and not 1 <= members <= 64:
@@ -241,7 +243,7 @@ def register(app: typer.Typer) -> None:
         from mdsurrogate.surrogate.search import apply_params
         from mdsurrogate.surrogate.training import default_config, paper_config
 
-        _check_common(threads, members, error_scale, test_fraction)
+        _check_common(threads, members, error_scale, test_fraction, seed=seed)
         if recipe not in ("default", "paper"):
             _fail(f"--recipe must be 'default' or 'paper', got {recipe!r}")
         if loss not in ("mse", "soft"):
@@ -342,7 +344,7 @@ def register(app: typer.Typer) -> None:
 
         from mdsurrogate.io import BadPath, check_input, check_output
 
-        _check_common(threads, members, None, test_fraction, allow_zero_test=False)
+        _check_common(threads, members, None, test_fraction, allow_zero_test=False, seed=seed)
         if epochs is not None and not 1 <= epochs <= 10**6:
             _fail(f"--epochs must be an integer in [1, 1000000], got {epochs}")
         try:

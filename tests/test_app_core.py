@@ -119,6 +119,19 @@ def test_a_failed_run_reports_the_engine_reason(tmp_path):
                 f"processes of the run never finished: {_run_processes(job)}")
 
 
+def test_a_cancel_after_the_run_finished_keeps_its_result(tmp_path):
+    """Cancel pressed as the run ends: the finished result is reported and kept, not called cancelled."""
+    from mdsurrogate.simulation.settings import RunControls
+
+    controls = RunControls(steps=600, n_blocks=4, overrides={"block_steps": 100})
+    job = core.MDJob(ConfinedElectrolyte(**{**BASE, "c": 0.1, "h": 4.0}), controls, tmp_path / "run").start()
+    _wait_until(lambda: not job.running(), 300, "the MD run never finished")
+    assert job.cancel() == 0
+    st = job.state()
+    assert st["status"] == "done", st
+    assert job.result() is not None
+
+
 def _run_processes(job: core.MDJob) -> list[int]:
     """Live processes of this app MD run (worker, LAMMPS), found by the run's marker in their environment."""
     return marked_processes(job.run_id, core.RUN_MARKER_ENV, skip_zombies=True)

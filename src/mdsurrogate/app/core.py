@@ -309,11 +309,16 @@ class MDJob:
         if self.proc.poll() is None:
             out["status"] = "running"
             return out
-        if self.cancelled:
-            return {**out, "status": "cancelled", "detail": "cancelled by the user"}
         try:
             status = json.loads((self.directory / "status.json").read_text())
         except (OSError, ValueError):
+            status = None
+        if status is not None and status.get("status") == "done" and (self.directory / "profiles.nc").is_file():
+            out.update(status)  # finished before a cancel took effect: the result is kept, not thrown away
+            return out
+        if self.cancelled:
+            return {**out, "status": "cancelled", "detail": "cancelled by the user"}
+        if status is None:
             status = {"status": "failed", "detail": f"the MD worker exited with code {self.proc.returncode}: "
                                                     f"{self.worker_log()[-300:]}"}
         out.update(status)

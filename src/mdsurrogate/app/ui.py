@@ -130,7 +130,7 @@ class AppPage:
                                             css_classes=["btn-cancel"], sizing_mode="stretch_width")
         self.predict_btn.on_click(lambda e: self.predict())
         self.run_btn.on_click(lambda e: self.run_md())
-        self.auto_btn.on_click(lambda e: self.auto())
+        self.auto_btn.on_click(self.auto)
         self.cancel_btn.on_click(lambda e: self.cancel())
         self.message = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["msg"],
                                      sizing_mode="stretch_width")
@@ -337,7 +337,12 @@ class AppPage:
         self.log.object = "\n".join((job.lammps_log() or job.worker_log()).splitlines()[-60:])
         if st["status"] == "done":
             self.progress.value = 100
-            md = core.md_profile(job.result(), job.system)
+            try:
+                md = core.md_profile(job.result(), job.system)
+            except Exception as exc:  # noqa: BLE001 - an unreadable result must not leave the page at "running"
+                self.error(f"MD finished but its profiles could not be read from {job.directory}: {exc}")
+                self.status.object = "MD done, but its result could not be read (see the message)."
+                return
             ml = None
             try:
                 ml = core.ml_profile(self.sur, job.system)
@@ -368,7 +373,7 @@ class AppPage:
 
     # ------------------------------------------------------------ Auto
 
-    def auto(self) -> None:
+    async def auto(self, event=None) -> None:
         self.clear_error()
         system = self._system()
         if system is None:
@@ -377,7 +382,17 @@ class AppPage:
         if bound is None or not bound > 0:
             self.error(f"the Auto spread bound must be a positive number of M, got {bound}")
             return
-        d = core.auto_decide(self.sur, system, float(bound), self.dataset)
+        self.status.object = "Auto: deciding (the first lookup reads the project's dataset) ..."
+        # off the event loop: the first dataset lookup reads every part of the dataset (tens of MB), which would
+        # freeze every session of the server meanwhile
+        doc = pn.state.curdoc
+        d = await asyncio.to_thread(core.auto_decide, self.sur, system, float(bound), self.dataset)
+        if doc is not None:  # back under the document's lock: the answer changes Bokeh models directly
+            doc.add_next_tick_callback(lambda: self._answer_auto(system, d))
+        else:
+            self._answer_auto(system, d)
+
+    def _answer_auto(self, system, d) -> None:
         if d.kind == "md":
             if self._controls() is None:
                 return

@@ -93,11 +93,12 @@ def test_surrogate_indices_equal_salib_on_sampled_points(sur):
     X = np.tile([BASE[k] for k in ("h", "c", "d_plus", "d_minus", "sigma_s")], (len(S), 1))
     X[:, 2:4] = S
     Y, _ = sur.predict_mean_std(X, std=False)
+    rho = Y[:, :N_GRID] - Y[:, N_GRID:]  # the charge density up to e N_A: its own indices, not a mix of n+'s, n-'s
     for p in (3, 40, 251):
-        for ion, off in (("n_plus", 0), ("n_minus", N_GRID)):
+        for ion, y in (("n_plus", Y[:, p]), ("n_minus", Y[:, N_GRID + p]), ("rho", rho[:, p])):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a wall point is constant (ReLU-clipped)
-                ref = salib_analyze.analyze(problem, Y[:, off + p].astype(float), calc_second_order=False, seed=3)
+                ref = salib_analyze.analyze(problem, y.astype(float), calc_second_order=False, seed=3)
             for key in ("S1", "ST", "S1_conf", "ST_conf"):
                 name = f"{key[:2]}_{ion}" + ("_conf" if key.endswith("conf") else "")
                 np.testing.assert_allclose(ds[name].values[:, p], ref[key], rtol=1e-6, atol=1e-9)

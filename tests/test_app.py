@@ -412,7 +412,10 @@ def test_auto_sweep_and_sensitivity(page):
     i = int(np.argmin(np.abs(ref["z"].values + 1.5)))
     assert got["label"][0] == "d+ S1 n+"
     assert got["value"][0] == pytest.approx(float(ref["S1_n_plus"].sel(input="d_plus").values[i]), rel=1e-6, abs=1e-9)
-    assert got["value"][-1] == pytest.approx(float(ref["ST_n_minus"].sel(input="d_minus").values[i]), rel=1e-6,
+    assert got["value"][7] == pytest.approx(float(ref["ST_n_minus"].sel(input="d_minus").values[i]), rel=1e-6,
+                                            abs=1e-9)
+    assert got["label"][-1] == "d- ST rho"  # the charge density's own indices (kadupitiya2021 Fig. 8)
+    assert got["value"][-1] == pytest.approx(float(ref["ST_rho"].sel(input="d_minus").values[i]), rel=1e-6,
                                              abs=1e-9)
 
 

@@ -170,8 +170,9 @@ def sobol_indices(sur, inputs: dict[str, float | tuple], n: int, seed: int = 0, 
     every output p (for seed 0 SALib draws its bootstrap from the global numpy state; here from
     default_rng(0)); a constant output has all indices 0, as in SALib.
 
-    Returns, for a surrogate, S1_n_plus, S1_n_plus_conf, ST_n_plus, ST_n_plus_conf and the same for n_minus with
-    dims (input, point) and z(point) (nm, at the nominal h), plus S2_* (input, input_2, point) with second
+    Returns, for a surrogate, S1_n_plus, S1_n_plus_conf, ST_n_plus, ST_n_plus_conf and the same for n_minus and for
+    rho (the charge density rho(z), kadupitiya2021 Fig. 8, from n+ - n-) with dims (input, point) and z(point)
+    (nm, at the nominal h), plus S2_* (input, input_2, point) with second
     order; for a callable, S1, S1_conf, ST, ST_conf (input, output). Attrs: n_evaluations, wall_time_s
     (eval_time_s of it in the model), seed, n, problem and fixed (JSON), conf_level, num_resamples.
     Inputs outside a surrogate's training ranges (tails of a normal input) raise `ExtrapolationError` unless
@@ -203,8 +204,9 @@ def sobol_indices(sur, inputs: dict[str, float | tuple], n: int, seed: int = 0, 
     if is_surrogate:
         sur.check_inputs(X, allow_extrapolation)
 
-        def model(x: np.ndarray) -> np.ndarray:
-            return sur.predict_mean_std(x, std=False)[0]
+        def model(x: np.ndarray) -> np.ndarray:  # [n+, n-, n+ - n-]: the last has the indices of rho(z)
+            y = sur.predict_mean_std(x, std=False)[0]
+            return np.concatenate([y, y[:, :N_GRID] - y[:, N_GRID:]], axis=1)
     else:
         model: Callable = sur
     acc = _Accumulator(_resample_counts(n, num_resamples, seed), k, calc_second_order)
@@ -237,11 +239,14 @@ def sobol_indices(sur, inputs: dict[str, float | tuple], n: int, seed: int = 0, 
         coords["input_2"] = ("input_2", problem["names"])
     data = {}
     if is_surrogate:
-        if P != 2 * N_GRID:
-            raise ValueError(f"the surrogate returned {P} outputs, expected {2 * N_GRID}")
+        if P != 3 * N_GRID:
+            raise ValueError(f"the surrogate returned {P * 2 // 3} outputs, expected {2 * N_GRID}")
         z = sur.z_grid(np.array([_nominal(inputs["h"])]))[0]
         coords["z"] = ("point", z, {"units": "nm", "long_name": "z at the nominal h"})
-        for ion, part in (("n_plus", slice(0, N_GRID)), ("n_minus", slice(N_GRID, None))):
+        # rho(z) = e N_A (n+ - n-) of the monovalent ions: Sobol indices do not change under a constant factor, and
+        # they cannot be combined from those of n+ and n- (Var(n+ - n-) holds their covariance)
+        for ion, part in (("n_plus", slice(0, N_GRID)), ("n_minus", slice(N_GRID, 2 * N_GRID)),
+                          ("rho", slice(2 * N_GRID, None))):
             for key, v in S.items():
                 name = f"{key.split('_')[0]}_{ion}" + ("_conf" if key.endswith("_conf") else "")
                 dims = ("input", "input_2", "point") if key.startswith("S2") else ("input", "point")

@@ -508,7 +508,7 @@ class AppPage:
         self.sobol_btn = pn.widgets.Button(name="Compute Sobol indices", button_type="primary",
                                            css_classes=["btn-sobol"])
         self.sobol_plot = pn.pane.Bokeh(None, sizing_mode="stretch_width")
-        self.sobol_msg = pn.pane.Markdown("Variance-based indices of the densities at one z, from the surrogate "
+        self.sobol_msg = pn.pane.Markdown("Variance-based indices of n+, n- and rho at one z, from the surrogate "
                                           "(defaults: the paper's D+ ~ N(0.4, 0.01^2), D- ~ N(0.6, 0.015^2)).",
                                           css_classes=["sobol-msg"])
         self.sobol_btn.on_click(self.do_sobol)
@@ -563,10 +563,10 @@ class AppPage:
         z = ds["z"].values
         i = int(np.argmin(np.abs(z - (z0 if z0 is not None else 0.0))))
         names = [str(x) for x in ds["input"].values]
-        labels = [f"{SYMBOLS.get(nm, nm)} {kind} {ion}" for ion in ("n+", "n-") for nm in names
+        labels = [f"{SYMBOLS.get(nm, nm)} {kind} {ion}" for ion in ("n+", "n-", "rho") for nm in names
                   for kind in ("S1", "ST")]
         vals, confs = [], []
-        for ion in ("n_plus", "n_minus"):
+        for ion in ("n_plus", "n_minus", "rho"):
             for nm in names:
                 for kind in ("S1", "ST"):
                     vals.append(float(ds[f"{kind}_{ion}"].sel(input=nm).values[i]))
@@ -582,7 +582,8 @@ class AppPage:
         f.add_layout(Whisker(source=src, base="label", lower="lo", upper="hi"))
         f.xaxis.major_label_orientation = 0.9
         self.sobol_plot.object = f
-        self.sobol_msg.object = (f"Sobol indices of n+ and n- at z = {z[i]:.3f} nm from N = {n} base samples "
+        self.sobol_msg.object = (f"Sobol indices of n+, n- and the charge density rho at z = {z[i]:.3f} nm from "
+                                 f"N = {n} base samples "
                                  f"({time.perf_counter() - t0:.1f} s).")
 
     # ------------------------------------------------------------ downloads

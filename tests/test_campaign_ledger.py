@@ -99,3 +99,16 @@ def test_one_supervisor_at_a_time_and_the_lock_dies_with_its_process(tmp_path):
     p.join()
     led.acquire()
     led.close()
+
+
+def test_a_transaction_cut_short_by_a_signal_is_rolled_back_by_the_next(tmp_path):
+    """A stop signal raised between BEGIN and the body (or the body and COMMIT) leaves a transaction open; the next
+    write rolls it back instead of failing, and nothing of the cut one is kept."""
+    with Ledger(tmp_path / "l.sqlite") as led:
+        led.add_runs(runs(2), "ctl")
+        led._db.execute("BEGIN IMMEDIATE")  # as left by an interrupted _tx
+        led._db.execute("UPDATE runs SET state = 'done' WHERE run_id = 'r0'")
+        assert led._db.in_transaction
+        a = led.claim_next(max_attempts=2)  # the next write: no 'transaction within a transaction'
+        assert a.run_id == "r0" and a.state == "running"  # the cut update was not kept
+        assert led.counts() == {"pending": 1, "running": 1, "done": 0, "failed": 0}

@@ -140,11 +140,17 @@ class Ledger:
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction. A stop signal raises wherever the main thread is, also between BEGIN and the
+        body or between the body and COMMIT: such a transaction is left open, never committed, and the next one
+        rolls it back first instead of failing with 'cannot start a transaction within a transaction'."""
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
 

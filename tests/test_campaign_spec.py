@@ -95,6 +95,8 @@ def test_explicit_list_union_and_deduplication():
     ({"design": [{"type": "grid"}], "controls": {"seeds": [1, 1]}}, "controls.seeds"),
     ({"design": [{"type": "grid"}], "controls": {"lenght": 3}}, "controls.lenght"),
     ({"design": [{"type": "grid"}], "execution": {"workers": 0}}, "execution.workers"),
+    ({"design": [{"type": "grid"}], "execution": {"max_attempts": 12}}, "execution.max_attempts"),  # seed range
+    ({"design": [{"type": "grid"}], "execution": {"max_attempts": 0}}, "execution.max_attempts"),
     ({"design": [{"type": "grid"}], "execution": {"backend": "dask"}}, "execution.backend"),
     ({"design": [{"type": "grid"}], "execution": {"order": "random"}}, "execution.order"),
     ({"design": [{"type": "grid"}], "execution": {"order_seed": -1}}, "execution.order_seed"),

@@ -30,7 +30,7 @@ from mdsurrogate.campaign.ledger import STATES, Ledger
 from mdsurrogate.campaign.parsl_configs import check_config_name
 from mdsurrogate.campaign.reuse import META_KEY as REUSE_META_KEY
 from mdsurrogate.campaign.reuse import absolute_patterns, reused_runs
-from mdsurrogate.campaign.spec import CampaignSpec, attempt_seed
+from mdsurrogate.campaign.spec import MAX_ATTEMPTS, CampaignSpec, attempt_seed
 from mdsurrogate.campaign.worker import DEFAULT_RUN_FN, check_run_fn
 
 
@@ -140,6 +140,8 @@ def run_campaign(
     # every check before the ledger is touched or a run claimed
     if backend_name not in ("local", "parsl"):
         raise ValueError(f"backend must be 'local' or 'parsl', got {backend_name!r}")
+    if not 1 <= max_attempts <= MAX_ATTEMPTS:
+        raise ValueError(f"max_attempts must be in [1, {MAX_ATTEMPTS}], got {max_attempts}")
     check_run_fn(run_fn, "run_fn")  # a typo would otherwise fail every run, inside the workers
     if backend_name == "parsl" and (parsl_config is None or isinstance(parsl_config, str)):
         check_config_name(parsl_config or ex.parsl_config)

@@ -113,6 +113,8 @@ CONTROL_KEYS = ("preset", "time_tau", "steps", "target_rel_error", "timeout_s", 
 PRESETS = ("authors", "production")
 BACKENDS = ("local", "parsl")
 RESEED_STRIDE = 1_000_003
+#: each retry runs with seed + RESEED_STRIDE * (attempt - 1), and the seeds' bound leaves room for 10 retries
+MAX_ATTEMPTS = 11
 MAX_SYSTEMS = 1_000_000  # systems per design block, per random_subset grid and per campaign (checked before expanding)
 MAX_RUNS = 1_000_000  # runs (systems x seeds) per campaign
 SEED_LIMIT = 2**32  # numpy/scipy generators take seeds in [0, 2**32)
@@ -465,8 +467,8 @@ def _controls(raw: Any) -> tuple[dict[str, Any], tuple[int, ...]]:
     seeds_t = tuple(_positive_int(s, "controls.seeds") for s in seeds)
     if len(set(seeds_t)) != len(seeds_t):
         raise SpecError("controls.seeds", f"repeats a seed: {list(seeds_t)}")
-    if max(seeds_t) >= 2**31 - 1 - 10 * RESEED_STRIDE:
-        raise SpecError("controls.seeds", f"seeds must be below {2**31 - 1 - 10 * RESEED_STRIDE}")
+    if max(seeds_t) >= 2**31 - 1 - (MAX_ATTEMPTS - 1) * RESEED_STRIDE:
+        raise SpecError("controls.seeds", f"seeds must be below {2**31 - 1 - (MAX_ATTEMPTS - 1) * RESEED_STRIDE}")
     return out, seeds_t
 
 
@@ -490,7 +492,7 @@ def _execution(raw: Any) -> Execution:
         order_seed=order_seed,
         workers=_positive_int(raw.get("workers", 1), "execution.workers"),
         cores_per_run=_positive_int(raw.get("cores_per_run", 1), "execution.cores_per_run"),
-        max_attempts=_positive_int(raw.get("max_attempts", 3), "execution.max_attempts"),
+        max_attempts=_attempts(raw.get("max_attempts", 3), "execution.max_attempts"),
         reseed_on_retry=_bool(raw.get("reseed_on_retry", True), "execution.reseed_on_retry"),
         backend=backend,
         parsl_config=parsl_config,
@@ -544,6 +546,14 @@ def _int(v: Any, where: str) -> int:
 def _seed(v: Any, where: str) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < SEED_LIMIT:
         raise SpecError(where, f"must be an integer in [0, 2**32 - 1], got {v!r}")
+    return v
+
+
+def _attempts(v: Any, where: str) -> int:
+    v = _positive_int(v, where)
+    if v > MAX_ATTEMPTS:
+        raise SpecError(where, f"must be in [1, {MAX_ATTEMPTS}] (each retry takes the seed + {RESEED_STRIDE} x the "
+                               f"attempts before it, within the engine's seed range), got {v}")
     return v
 
 

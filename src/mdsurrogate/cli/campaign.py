@@ -75,11 +75,12 @@ def run(
     """Run or resume a campaign: finished runs are never repeated, failures are retried up to a limit."""
     from mdsurrogate.campaign.execute import run_campaign  # noqa: PLC0415
     from mdsurrogate.campaign.ledger import LedgerBusy, LedgerMismatch, LedgerUnreadable  # noqa: PLC0415
+    from mdsurrogate.campaign.spec import MAX_ATTEMPTS  # noqa: PLC0415
     from mdsurrogate.campaign.worker import DEFAULT_RUN_FN, check_run_fn  # noqa: PLC0415
     from mdsurrogate.cli.progress import CampaignProgress  # noqa: PLC0415
 
     for option, value, hi in (("--workers", workers, 1024), ("--cores", cores, 1024),
-                              ("--max-attempts", max_attempts, 100), ("--limit", limit, 10**7)):
+                              ("--max-attempts", max_attempts, MAX_ATTEMPTS), ("--limit", limit, 10**7)):
         if value is not None and not 1 <= value <= hi:
             fail(f"{option} must be an integer in [1, {hi}], got {value}")
     s = _load(spec)

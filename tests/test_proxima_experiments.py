@@ -85,6 +85,9 @@ def test_npt_experiment_tiny(tmp_path):
     assert len(lines) == 41
     assert (tmp_path / "fig3_boxplots.png").exists() and (tmp_path / "fig2_volume_trace.png").exists()
     assert 2.0 < s["conditions"]["target"]["density_g_cc_mean"] < 2.5
+    # the ensemble learned from a target run of another velocity seed, never from seed 0's own trajectory
+    assert (tmp_path / "pretrain" / "logs" / "target_seed1000.jsonl").exists()
+    assert not (tmp_path / "pretrain" / "logs" / "target_seed0.jsonl").exists()
 
 
 def test_cli_lists_commands():

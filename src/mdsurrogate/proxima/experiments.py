@@ -36,6 +36,8 @@ PAPER = {
     "speedup": 1.5, "t_dft_s": 4.0, "t_surrogate_s": 0.2,
 }
 CONDITIONS = ("target", "proxima", "blend")
+#: velocity seeds of the target runs the default ensemble trains on (disjoint from the experiments' seeds)
+TRAIN_SEED_OFFSET = 1000
 
 
 @dataclass
@@ -137,7 +139,8 @@ def _run_all(jobs: list[tuple], es: ExperimentSettings, md, out: Path, blob: byt
 def run_conditions(es: ExperimentSettings, md, out: Path, progress=None) -> dict:
     """Target-only runs for every seed, then PROXIMA and BLEND runs with one ensemble: the pre-trained
     `es.model` when given (all runs independent, run together), else one trained here on frames sampled evenly
-    from the target runs (paper 3.1: 1024 target points, then no further training).
+    from target runs of other velocity seeds (TRAIN_SEED_OFFSET + seed; paper 3.1: 1024 target points, then no
+    further training; never from the test runs' own target twins, whose trajectories they repeat).
 
     Returns {condition: {seed: (trace arrays, counts)}, "_train": {...}} and writes logs/traces under `out`.
     """
@@ -154,7 +157,12 @@ def run_conditions(es: ExperimentSettings, md, out: Path, progress=None) -> dict
         results["_train"] = {"model": str(es.model), "log": surrogate.train_log,
                              "time_s": pretrain_cost_s(info), "n_frames": info.get("n_train_frames")}
         return results
-    frames = _run_all([("target", s) for s in es.seeds], es, md, out, None, True, results, progress)
+    # training frames from target runs of other velocity seeds (TRAIN_SEED_OFFSET + s, as `proxima train`): the
+    # test runs share their initial velocities with their target twins, so frames of the twins' trajectories
+    # (futures included) would put the answers into the training set
+    scratch: dict = {c: {} for c in CONDITIONS}
+    frames = _run_all([("target", TRAIN_SEED_OFFSET + s) for s in es.seeds], es, md, out / "pretrain", None, True,
+                      scratch, progress)
     pool = [f for run in frames for f in run]
     pick = np.linspace(0, len(pool) - 1, min(es.n_pretrain, len(pool))).round().astype(int)
     surrogate = EnsembleSurrogate(SurrogateConfig(epochs=es.epochs))
@@ -164,9 +172,10 @@ def run_conditions(es: ExperimentSettings, md, out: Path, progress=None) -> dict
                               progress=(lambda m, e: progress.advance(train_task)) if progress else None)
     train_time = time.perf_counter() - t0
     surrogate.save(out / "model" / "ensemble.safetensors")
-    jobs = [(c, s) for s in es.seeds for c in ("proxima", "blend")]
+    jobs = [(c, s) for s in es.seeds for c in CONDITIONS]
     _run_all(jobs, es, md, out, surrogate.to_bytes(), False, results, progress)
-    results["_train"] = {"time_s": train_time, "n_frames": int(len(pick)), "log": train_log}
+    results["_train"] = {"time_s": train_time, "n_frames": int(len(pick)), "log": train_log,
+                         "seeds": [TRAIN_SEED_OFFSET + s for s in es.seeds]}
     return results
 
 

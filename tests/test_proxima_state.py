@@ -80,8 +80,10 @@ def test_state_round_trip_restores_controller_and_predictions(run):
     assert b["settings"] == a["settings"] and other.settings == calc.settings
     assert other.controller == calc.controller
     assert other.controller.history == calc.controller.history and other.controller.threshold is not None
-    for key in ("blend_index", "new_points", "n_calls", "target_calls", "surrogate_calls", "rng", "last"):
+    for key in ("blend_index", "new_points", "n_calls", "target_calls", "surrogate_calls", "rng", "last", "timers"):
         assert b[key] == a[key], key
+    # the cost report's per-call times continue after a resume (they restarted at 0 before)
+    assert other.target_time == calc.target_time > 0 and other.surrogate_time == calc.surrogate_time
     assert set(b["results"]) == set(a["results"])
     for k, v in a["results"].items():
         assert np.array_equal(b["results"][k], v)
@@ -205,3 +207,21 @@ def test_wellformed_files_with_wrong_content_give_value_error(run, tmp_path):
         _one_line_value_error(exc, p)
     with pytest.raises(StateFormatError, match="expected 'calculator-state'"):
         calc.load_state(ens)
+
+
+def test_get_state_writes_pending_target_results_first(tmp_path):
+    """Target results waiting for the db's next batched write are written before a state is taken, and a
+    restored state drops the pending frames of the branch it abandons."""
+    settings = ProximaSettings(target_err=5.0, min_target_fraction=1.0, db_flush_every=1000, train_freq=None, seed=3)
+    calc = ProximaCalculator(_target(), settings=settings, surrogate_config=TINY, db_path=tmp_path / "t.db")
+    atoms = si_vacancy_cell()
+    init_velocities(atoms, 600.0, seed=1)
+    atoms.calc = calc
+    VelocityVerlet(atoms, 1.0 * units.fs).run(5)
+    assert len(calc._pending) == 6 and not (tmp_path / "t.db").exists()
+    state = calc.get_state()
+    assert calc._pending == [] and len(calc.training_frames()) == 6
+    VelocityVerlet(atoms, 1.0 * units.fs).run(2)  # a branch that is then abandoned
+    assert len(calc._pending) == 2
+    calc.set_state(state)
+    assert calc._pending == [] and len(calc.training_frames()) == 6

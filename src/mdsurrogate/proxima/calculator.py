@@ -322,10 +322,14 @@ class ProximaCalculator(Calculator):
 
     # --- state -----------------------------------------------------------------------------------
     def get_state(self) -> dict:
-        """Everything that determines the continuation: controller, blend index, counters, rng, models."""
+        """Everything that determines the continuation: controller, blend index, counters, timers, rng, models.
+        Pending target results are written to the db first (the db itself travels beside a saved state)."""
+        self.flush()
         return {"settings": asdict(self.settings), "controller": asdict(self.controller),
                 "blend_index": self.blend_index, "new_points": self.new_points, "n_calls": self.n_calls,
                 "target_calls": self.target_calls, "surrogate_calls": self.surrogate_calls,
+                "timers": {"target_time": self.target_time, "surrogate_time": self.surrogate_time,
+                           "train_time": self.train_time},
                 "rng": self.rng.bit_generator.state, "surrogate": self.surrogate.get_state(),
                 "last": dict(self.last),
                 "results": {k: (np.copy(v) if isinstance(v, np.ndarray) else v) for k, v in self.results.items()},
@@ -346,7 +350,10 @@ class ProximaCalculator(Calculator):
         for key in ("controller", "blend_index", "new_points", "n_calls", "target_calls", "surrogate_calls", "rng",
                     "surrogate"):
             setattr(self, key, new[key])
+        for key, value in new["timers"].items():  # the cost report's per-call times continue, not restart
+            setattr(self, key, value)
         self._memory = new["memory"]
+        self._pending = []  # frames of a branch this state abandons never reach the db
         self.reset()
         # the cached result of the last call: an integrator asking again at the same positions gets it back
         self.last = new["last"]
@@ -412,6 +419,14 @@ def _checked_state(state: dict, source: str) -> dict:
         if not (_is_int(v) and 0 <= v <= top.get(key, v)):
             raise ValueError(f"{key} must be an integer in [0, {top.get(key, 'inf')}], got {v!r}")
         out[key] = int(v)
+    timers = state.get("timers", {})  # states saved before the timers were part of them restart them at 0
+    if not isinstance(timers, dict) or set(timers) - {"target_time", "surrogate_time", "train_time"}:
+        raise ValueError(f"timers must be a dict of target_time, surrogate_time, train_time, got {timers!r}")
+    out["timers"] = {}
+    for key, v in timers.items():
+        if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0):
+            raise ValueError(f"timers.{key} must be a finite number >= 0, got {v!r}")
+        out["timers"][key] = float(v)
     rng = np.random.default_rng()
     rng.bit_generator.state = state["rng"]
     out["rng"] = rng

@@ -104,3 +104,19 @@ def test_block_average_uses_every_sample_when_blocks_do_not_divide_them():
     # a number of samples divisible by the blocks: the plain reshape, as before
     y = rng.normal(size=(40, 5))
     np.testing.assert_allclose(block_means(y, 20), y.reshape(20, 2, 5).mean(axis=1))
+
+
+def test_native_bins_beyond_the_wall_are_left_out_of_the_grid():
+    """LAMMPS sometimes adds a bin past +h/2 (rounding of the printed bound): the grid profile must not depend on
+    it, and the interpolation must stay between the walls' zeros."""
+    from mdsurrogate.simulation.engine import native_to_grid
+
+    h, width = 4.2, 0.05
+    z_native = np.arange(-h / 2 + width / 2, h / 2, width)
+    values = np.exp(-((z_native / 1.0) ** 2))
+    z = np.linspace(-h / 2, h / 2, 502)
+    plain = native_to_grid(z_native, values, h, z)
+    extra = native_to_grid(np.append(z_native, h / 2 + width / 2), np.append(values, 7.0), h, z)
+    np.testing.assert_allclose(extra, plain)
+    assert plain[0] == 0.0 and plain[-1] == 0.0
+    np.testing.assert_allclose(plain, plain[::-1], atol=1e-12)  # symmetric bins give a symmetric profile

@@ -52,6 +52,15 @@ def wall_pressures(raw: RawProfiles, n_blocks: int, area_sigma2: float, h_sigma:
     return out
 
 
+def native_to_grid(z_native: np.ndarray, values: np.ndarray, h: float, z: np.ndarray) -> np.ndarray:
+    """Linear interpolation of native-bin values onto the grid z, between zero at the walls z = -h/2 and h/2. Only
+    the bins inside the walls count: LAMMPS adds a bin beyond +h/2 when the printed bound and width round below
+    h/2 (about one geometry in five; the ions cannot reach it), which would make the abscissae decrease."""
+    inside = np.abs(z_native) < h / 2
+    zn = np.concatenate([[-h / 2], z_native[inside], [h / 2]])
+    return resample(zn, np.concatenate([[0.0], np.asarray(values)[..., inside], [0.0]]), z)
+
+
 def profiles_dataset(system: System, controls: RunControls, raw: RawProfiles, wall_time_s: float,
                      extra_attrs: dict | None = None):
     """Turn raw block profiles into the per-run xarray Dataset (molar units, errors, 502-point grid,
@@ -68,10 +77,8 @@ def profiles_dataset(system: System, controls: RunControls, raw: RawProfiles, wa
     uncharged = system.kind == "uncharged"
     z = uncharged_grid(system.h) if uncharged else paper_grid(system.h)
     # the native bins are the only independent estimates; the grid is their linear interpolation
-    zn_ext = np.concatenate([[-system.h / 2], z_native, [system.h / 2]])
-
     def on_grid(a: np.ndarray) -> np.ndarray:
-        return resample(zn_ext, np.concatenate([[0.0], a, [0.0]]), z)
+        return native_to_grid(z_native, a, system.h, z)
 
     gp, gm, gep, gem = on_grid(mp), on_grid(mm), on_grid(ep), on_grid(em)
     eq_steps, prod_steps = controls.schedule()

@@ -109,6 +109,10 @@ def lammps_input(system: System, controls: RunControls, workdir: Path, productio
     bin_width = 2 * h2 / max(1, round(2 * h2 / s.bin_width))  # whole bins across the slit: mirror-symmetric bins
     _data_file(system, s, u, workdir / "system.data")
     stop = workdir / "STOP"
+    # the blow-up guard reads the ions' temperature: with the mesh walls, `temp` averages over the frozen mesh atoms too
+    # (T_ions x N_ions / N_all), which let ions reach ~100 kT before the halt fired
+    temperature = ("compute tion ions temp\nvariable T equal c_tion" if s.wall_model == "mesh"
+                   else "variable T equal temp")  # sheets: no mesh atoms, the same number (decks unchanged)
     lines = f"""# mdsurrogate {system.key()} preset={s.name} seed={controls.seed}
 units lj
 atom_style charge
@@ -152,7 +156,7 @@ minimize 1.0e-4 1.0e-6 2000 20000
 reset_timestep 0
 velocity ions create 1.0 {seed} dist gaussian mom yes rot no
 fix thermostat ions nvt temp 1.0 1.0 {s.tdamp:.10g}
-variable T equal temp
+{temperature}
 fix blowup ions halt {max(s.block_steps // 2, 100)} v_T > 5.0 error hard message yes
 timestep {s.dt:.10g}
 thermo {max(s.block_steps // 2, 100)}

@@ -149,6 +149,9 @@ def test_failure_diagnosis_from_the_log():
     assert _diagnose("ERROR: Lost atoms: original 10 current 9\n", 1)[0] == "lost_atoms"
     assert _diagnose("ERROR: Unknown pair style foo\n", 1)[0] == "lammps_error"
     assert _diagnose("run 10\nMDSURROGATE_DONE\n", 0) is None
+    # create_atoms only warns when it cannot place every ion; the run would finish, not electroneutral
+    short = "WARNING: Only inserted 97 particles out of 100 (src/create_atoms.cpp:1024)\nrun 10\nMDSURROGATE_DONE\n"
+    assert _diagnose(short, 0)[0] == "insertion"
 
 
 def test_run_stops_once_the_requested_error_is_reached(tmp_path):

@@ -118,6 +118,8 @@ def _diagnose(log: str, returncode: int) -> tuple[str, str] | None:
     for line in log.splitlines():
         if "Lost atoms" in line:
             return "lost_atoms", line.strip()
+        if "Only inserted" in line:  # create_atoms random found no room for every ion: the system is not neutral
+            return "insertion", line.strip() + " (create_atoms could not place every ion: not electroneutral)"
     m = re.search(r"^ERROR.*$", log, re.MULTILINE)
     if m:
         if "Fix halt condition" in m.group(0) or "fix halt" in m.group(0).lower():

@@ -109,3 +109,19 @@ def test_high_freq_rms_sees_jitter_not_slow_oscillation():
     jitter = 0.5 * np.where(np.arange(2000) % 2 == 0, 1.0, -1.0)
     assert high_freq_rms(slow) < 0.05
     assert high_freq_rms(slow + jitter) == pytest.approx(0.5, rel=0.1)
+
+
+def test_a_training_run_returns_at_most_the_frames_training_can_use(tmp_path):
+    """A target run's frames travel back to the parent subsampled to n_pretrain, evenly (not all 12 kB x steps)."""
+    import torch
+
+    from mdsurrogate.proxima.experiments import ExperimentSettings, _one_run
+    from mdsurrogate.proxima.md import MDSettings
+
+    torch.set_num_threads(1)
+    es = ExperimentSettings(seeds=[0], steps=12, n_pretrain=5)
+    md = MDSettings(kind="npt", temperature_K=800.0, steps=es.steps)
+    *_, counts, frames = _one_run("target", 1000, es, md, tmp_path, None, True)
+    assert counts["target_calls"] == 13 and len(frames) == 5
+    energies = [f.get_potential_energy() for f in frames]
+    assert len(set(energies)) == 5  # five different steps, first to last

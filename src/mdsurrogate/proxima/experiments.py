@@ -94,6 +94,9 @@ def _one_run(cond: str, seed: int, es: ExperimentSettings, md, out: Path, surrog
     _save_npz(out / "traces" / f"{cond}_seed{seed}.npz", arrays)
     counts = calc.counts() | {"wall_s": trace.wall_s, "steps": md.steps}
     frames = calc.training_frames() if keep_frames else None
+    if frames is not None and len(frames) > es.n_pretrain:  # at most what training can pick from this run, evenly
+        # spaced: every frame (12 kB each, 40 001 per run at hops --full) would travel back to the parent
+        frames = [frames[i] for i in np.linspace(0, len(frames) - 1, es.n_pretrain).round().astype(int)]
     return cond, seed, arrays, counts, frames
 
 

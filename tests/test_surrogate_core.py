@@ -195,6 +195,9 @@ def test_training_learns_is_seeded_and_checkpoints(tmp_path):
     model, meta = load_checkpoint(tmp_path, "best")
     assert meta["best_epoch"] == r.best_epoch
     np.testing.assert_allclose(predict_arrays([model], data.X), predict_arrays([r.model], data.X), atol=1e-6)
+    # 'last' follows checkpoint_every also when evaluations fall off its multiples (every 7 epochs, checkpoint 100)
+    train_network(data, _small_config(eval_every=7), checkpoint_dir=tmp_path / "odd", checkpoint_every=100)
+    assert load_checkpoint(tmp_path / "odd", "last")[1]["epoch"] == 210  # saved at 105 and 210 (the next: >= 310)
 
 
 def test_early_stopping_stops_before_max_epochs():

@@ -194,6 +194,7 @@ def train_network(train: Arrays, config: TrainConfig, val: Arrays | None = None,
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
 
     best_val, best_epoch, best_state = math.inf, 0, None
+    last_saved = 0  # epoch of the latest 'last' checkpoint
     history: list[dict] = []
     train_time = 0.0
     epoch = 0
@@ -230,8 +231,9 @@ def train_network(train: Arrays, config: TrainConfig, val: Arrays | None = None,
                 meta = {"config": config.as_dict(), "epoch": epoch, "best_epoch": best_epoch, "best_val_mse": best_val}
                 if best_epoch == epoch:
                     _save_checkpoint(ckpt, "best", model, meta)
-                if epoch % checkpoint_every == 0:
+                if epoch - last_saved >= checkpoint_every:  # at the first evaluation that many epochs on
                     _save_checkpoint(ckpt, "last", model, meta)
+                    last_saved = epoch
             if callback is not None and callback(epoch, model, train_time):
                 stop = True
         else:

@@ -125,3 +125,17 @@ def test_speedup_equations():
         S.net_speedup(7.0, 4050, 1550, 1.5)
     with pytest.raises(ValueError, match="t_seq"):
         S.speedup(1, 0.0, 0.1, 1, 1)
+
+
+def test_the_authors_error_correction_is_applied_once():
+    """A reference whose errors were already divided by 2.1 when it was loaded is not divided again."""
+    import xarray as xr
+
+    from mdsurrogate.dataset import AUTHORS_ERROR_OVERESTIMATE
+    from mdsurrogate.evaluation.studies import authors_error_divisor
+
+    raw = xr.Dataset(attrs={"error_scale": 1.0})
+    corrected = xr.Dataset(attrs={"error_scale": 1 / AUTHORS_ERROR_OVERESTIMATE})
+    assert authors_error_divisor(raw) == AUTHORS_ERROR_OVERESTIMATE
+    assert authors_error_divisor(corrected) == pytest.approx(1.0)
+    assert authors_error_divisor(xr.Dataset()) == AUTHORS_ERROR_OVERESTIMATE  # files without the attribute: raw

@@ -25,6 +25,7 @@ from mdsurrogate.dataset import (
     to_arrays,
     z_half_widths,
 )
+from mdsurrogate.dataset.arrays import dataset_schema
 from mdsurrogate.evaluation.metrics import error_bar_calibration, evaluate_predictions, md_noise_floor
 from mdsurrogate.evaluation.scoring import fit_and_score
 
@@ -99,9 +100,11 @@ def random_split_report(ds: xr.Dataset, *, members: int = 5, seed: int = 0, test
         def z_model(h: np.ndarray) -> np.ndarray:
             a = np.interp(h, hs, aw) if len(hs) > 1 else np.asarray(h) / 2 + (aw[0] - hs[0] / 2)
             return np.asarray(a)[:, None] * np.linspace(-1.0, 1.0, arrays.Z.shape[1])[None, :]
-        for name, (model, fit_s) in fit_baselines(arrays.X[tr], arrays.Y[tr], seed=seed).items():
+        schema = dataset_schema(ds)  # the uncharged system: its own input ranges and interface width
+        for name, (model, fit_s) in fit_baselines(arrays.X[tr], arrays.Y[tr], seed=seed, schema=schema).items():
             y_hat = np.asarray(model.predict(test.X)).reshape(test.Y.shape)
-            report["test"][name] = {**evaluate_predictions(test.Y, y_hat, test.EPS), "fit_s": fit_s}
+            report["test"][name] = {**evaluate_predictions(test.Y, y_hat, test.EPS, n_interface=schema.n_interface),
+                                    "fit_s": fit_s}
             predictors[name] = (lambda X, Z, m=model: regrid_profiles(
                 np.asarray(m.predict(X)).reshape(len(X), -1), z_model(X[:, 0]), Z))
 

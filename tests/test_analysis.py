@@ -104,6 +104,23 @@ def test_surrogate_indices_equal_salib_on_sampled_points(sur):
                 np.testing.assert_allclose(ds[name].values[:, p], ref[key], rtol=1e-6, atol=1e-9)
 
 
+def test_uncertain_h_reads_every_profile_at_the_same_positions(sur):
+    """Each profile's grid scales with its own h: with h uncertain, point k must be the same z for every sample
+    (the nominal h's grid), or the indices would mix positions."""
+    inputs = {**BASE, "h": ("unif", 4.2, 4.8)}
+    ds = sobol_indices(sur, inputs, 32, seed=5)
+    z = sur.z_grid(np.array([4.5]))[0]
+    np.testing.assert_allclose(ds["z"].values, z)
+    problem, _ = sobol_problem({"h": inputs["h"]})
+    S = salib_sample.sample(problem, 32, calc_second_order=False, seed=5)
+    X = np.tile([BASE[k] for k in ("h", "c", "d_plus", "d_minus", "sigma_s")], (len(S), 1))
+    X[:, 0] = S[:, 0]
+    Y, _ = sur.predict_on_grid(X, np.broadcast_to(z, (len(X), len(z))), std=False)
+    for p in (5, 100, 251):
+        ref = salib_analyze.analyze(problem, Y[:, p].astype(float), calc_second_order=False, seed=5)
+        np.testing.assert_allclose(ds["S1_n_plus"].values[:, p], ref["S1"], rtol=1e-6, atol=1e-9)
+
+
 def test_sobol_indices_refuses_bad_inputs(sur):
     with pytest.raises(ValueError, match="uncertain"):
         sobol_indices(ishigami, {"x1": 1.0, "x2": 2.0, "x3": 0.0}, 64)

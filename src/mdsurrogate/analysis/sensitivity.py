@@ -204,8 +204,14 @@ def sobol_indices(sur, inputs: dict[str, float | tuple], n: int, seed: int = 0, 
     if is_surrogate:
         sur.check_inputs(X, allow_extrapolation)
 
+        z_fixed = sur.z_grid(np.array([_nominal(inputs["h"])]))[0]
+        h_varies = isinstance(inputs["h"], (tuple, list))
+
         def model(x: np.ndarray) -> np.ndarray:  # [n+, n-, n+ - n-]: the last has the indices of rho(z)
-            y = sur.predict_mean_std(x, std=False)[0]
+            if h_varies:  # each profile read at the same positions z (its grid scales with its own h)
+                y = sur.predict_on_grid(x, np.broadcast_to(z_fixed, (len(x), len(z_fixed))), std=False)[0]
+            else:
+                y = sur.predict_mean_std(x, std=False)[0]
             return np.concatenate([y, y[:, :N_GRID] - y[:, N_GRID:]], axis=1)
     else:
         model: Callable = sur
@@ -241,8 +247,8 @@ def sobol_indices(sur, inputs: dict[str, float | tuple], n: int, seed: int = 0, 
     if is_surrogate:
         if P != 3 * N_GRID:
             raise ValueError(f"the surrogate returned {P * 2 // 3} outputs, expected {2 * N_GRID}")
-        z = sur.z_grid(np.array([_nominal(inputs["h"])]))[0]
-        coords["z"] = ("point", z, {"units": "nm", "long_name": "z at the nominal h"})
+        coords["z"] = ("point", z_fixed, {"units": "nm", "long_name": "z (the nominal h's grid; with h uncertain "
+                                                           "every profile is read at these positions)"})
         # rho(z) = e N_A (n+ - n-) of the monovalent ions: Sobol indices do not change under a constant factor, and
         # they cannot be combined from those of n+ and n- (Var(n+ - n-) holds their covariance)
         for ion, part in (("n_plus", slice(0, N_GRID)), ("n_minus", slice(N_GRID, 2 * N_GRID)),

@@ -134,13 +134,13 @@ def supervisor_gone(sup: dict, seen: dict, now: float) -> str | None:
 def _kill_run_sessions() -> None:
     """SIGKILL the processes this worker started in sessions of their own (LAMMPS, mpiexec and its ranks),
     found by their WORKER_ENV tag."""
-    tag = f"{WORKER_ENV}={os.getpid()}".encode()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
+    from mdsurrogate.campaign.backends import marked_processes  # noqa: PLC0415 - backends imports this module
+
+    for pid in marked_processes(str(os.getpid()), WORKER_ENV):
+        if pid != os.getpid():
             try:
-                if tag in (entry / "environ").read_bytes().split(b"\0"):
-                    os.kill(int(entry.name), signal.SIGKILL)
-            except (OSError, ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
                 pass
 
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from mdsurrogate.dataset import AUTHORS_ERROR_OVERESTIMATE, to_arrays
+from mdsurrogate.dataset import to_arrays
 from mdsurrogate.evaluation.metrics import evaluate_predictions
 from mdsurrogate.studies.runner import DataSource, cached_dataset
 
@@ -69,9 +69,12 @@ def train_and_score(data: DataSource, train_rows: list[int], test_sets: dict[str
 def reference_scores(sur, reference: DataSource) -> dict:
     """A surrogate's errors on the authors' MD (its mean interpolated onto their bins by `predict_on_grid`), with
     their stored errors and with errors / 2.1 (`AUTHORS_ERROR_OVERESTIMATE`)."""
-    ref = to_arrays(cached_reference(reference))
+    from mdsurrogate.evaluation.studies import authors_error_divisor  # noqa: PLC0415
+
+    loaded = cached_reference(reference)
+    ref = to_arrays(loaded)
     y_hat = sur.predict_on_grid(ref.X, ref.Z, std=False)[0]
-    divisor = AUTHORS_ERROR_OVERESTIMATE * reference.error_scale  # a reference loaded corrected is not corrected twice
+    divisor = authors_error_divisor(loaded)  # a reference loaded corrected is not corrected twice
     return {"reference": _metrics(ref.Y, y_hat, ref.EPS),
             "reference_errors_div_2.1": _metrics(ref.Y, y_hat, ref.EPS / divisor)}
 

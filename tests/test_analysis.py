@@ -132,6 +132,23 @@ def test_sobol_indices_refuses_bad_inputs(sur):
         sobol_indices(sur, {"h": 4.5, "c": ("unif", 0.2, 0.4), "d_plus": 0.4, "d_minus": 0.6}, 64)
     with pytest.raises(ExtrapolationError, match="c "):
         sobol_indices(sur, {**BASE, "c": ("unif", 1.5, 2.5)}, 64)
+    # confidence settings SALib would turn into NaN intervals
+    unc = {"x1": ("unif", 0.0, 1.0), "x2": ("unif", 0.0, 1.0), "x3": 0.0}
+    with pytest.raises(ValueError, match=r"conf_level must be in \(0, 1\).*got 95"):
+        sobol_indices(ishigami, unc, 64, conf_level=95)
+    for bad in (0, 1):
+        with pytest.raises(ValueError, match="num_resamples .* integer >= 2"):
+            sobol_indices(ishigami, unc, 64, num_resamples=bad)
+
+
+def test_screening_length_of_an_exponential_decay():
+    """S = sigma exp(-x/lambda) from the wall: z* = lambda, to well under a bin (0.009 nm here)."""
+    h = 4.5
+    z = np.linspace(-h / 2, h / 2, N_GRID)
+    for lam in (0.1, 0.3, 0.7):
+        S = -0.01 * np.exp(-(z + h / 2) / lam)
+        assert screening_length(z, S, h) == pytest.approx(lam, rel=2e-3)
+    assert np.isnan(screening_length(z, np.full(N_GRID, -0.01), h))  # never decays
 
 
 def test_sweep_profiles_and_derived_quantities(sur):

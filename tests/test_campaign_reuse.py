@@ -69,3 +69,51 @@ def test_load_parts_refuses_a_run_in_two_parts(tmp_path, monkeypatch):
 def test_reuse_must_be_a_list_of_paths():
     with pytest.raises(SpecError, match="campaign.reuse"):
         spec([0.5], reuse=[3])
+
+
+def test_consolidate_never_replaces_a_file_of_another_campaign(tmp_path, monkeypatch):
+    """Without `reuse` too: writing campaign B's runs over a file that holds campaign A's would lose A's runs."""
+    monkeypatch.chdir(tmp_path)
+    run_campaign(spec([0.5]), "a", run_fn=SYNTH)
+    run_campaign(spec([1.0]), "b", run_fn=SYNTH)
+    consolidate("a", "data.nc")
+    with pytest.raises(RuntimeError, match="holds 2 runs this campaign directory does not"):
+        consolidate("b", "data.nc")
+    assert sorted(load_dataset("data.nc")["run_id"].values) == sorted(r.run_id for r in spec([0.5]).runs)
+    assert len(consolidate("a", "data.nc")["run_id"]) == 2  # its own file: rewritten
+
+
+def test_load_parts_checks_error_scales_grids_and_provenance(tmp_path, monkeypatch):
+    import numpy as np
+
+    from mdsurrogate.dataset import save
+
+    monkeypatch.chdir(tmp_path)
+    run_campaign(spec([0.5]), "a", run_fn=SYNTH)
+    run_campaign(spec([1.0]), "b", run_fn=SYNTH)
+    consolidate("a", "a.nc")
+    consolidate("b", "b.nc")
+    # a part saved with corrected error bars beside an uncorrected one: refused, naming both scales
+    save(load_dataset("a.nc", error_scale=1 / 2.1), "a_scaled.nc")
+    with pytest.raises(ValueError, match="scaled differently: error_scale 0.47619 in a_scaled.nc, 1 in b.nc"):
+        load_parts("a_scaled.nc", "b.nc")
+    # scaled on loading: the attribute is the product of the stored scale and the one asked for
+    save(load_dataset("b.nc", error_scale=1 / 2.1), "b_scaled.nc")
+    both = load_parts("a_scaled.nc", "b_scaled.nc", error_scale=0.5)
+    assert both.attrs["error_scale"] == pytest.approx(0.5 / 2.1)
+    raw = load_parts("a.nc", "b.nc")
+    assert np.allclose(both["n_plus_err"].values, raw["n_plus_err"].values * 0.5 / 2.1)
+    # a file saved from a loaded dataset names itself as its source (the other file as its parent)
+    one = load_dataset("a_scaled.nc")
+    assert one.attrs["source"] == "a_scaled.nc" and one.attrs["parent_source"] == "a.nc"
+    # a text variable only one part has: empty text in the other, never the string 'nan'
+    extra = load_dataset("a.nc")
+    extra["note"] = ("system", np.array(["x"] * extra.sizes["system"], dtype=object))
+    save(extra, "a_note.nc")
+    got = load_parts("a_note.nc", "b.nc")["note"].values.astype(str).tolist()
+    assert got == ["x", "x", "", ""]
+    # parts with different profile lengths: refused naming the file
+    short = load_dataset("b.nc").isel(point=slice(0, 100))
+    save(short, "b_short.nc")
+    with pytest.raises(ValueError, match="b_short.nc has 100 profile points per run"):
+        load_parts("a.nc", "b_short.nc")

@@ -10,6 +10,7 @@ import pytest
 
 from mdsurrogate import dataset
 from mdsurrogate.dataset.authors_pickle import load_authors_pickle
+from mdsurrogate.dataset.figures import summary_figures
 from mdsurrogate.simulation.derived import charge_density, integrated_charge
 from mdsurrogate.simulation.system import INPUT_NAMES, PAPER_GRID
 
@@ -80,6 +81,32 @@ def test_tsv_export(tmp_path):
     assert np.allclose(a[:, 2], 0.01)
     assert dataset.read_tsv(folders[0] / "integrated_charge.tsv").shape == (502, 2)
     assert (folders[0] / "n_minus.tsv").read_text().startswith("# z_nm\tn_M\terr_M")
+
+
+def test_tsv_charge_density_error_weights_the_valencies(tmp_path):
+    """err rho = e N_A 1000 sqrt((z+ err n+)^2 + (z- err n-)^2): a trivalent cation's error counts 3x."""
+    from mdsurrogate.simulation.derived import ELEMENTARY_CHARGE, MOLAR_TO_PER_M3
+    from mdsurrogate.simulation.system import uncharged_grid
+
+    h, p = 4.0, {"h": 4.0, "c": 0.5, "z_p": 3, "z_n": -1, "d": 0.5}
+    z = uncharged_grid(h)
+    ds = dataset.from_profiles([{"inputs": p, "z": z, "n_plus": np.full(len(z), 0.5 / 3),
+                                 "n_minus": np.full(len(z), 0.5), "n_plus_err": np.full(len(z), 0.01),
+                                 "n_minus_err": np.full(len(z), 0.02), "run_id": "tri"}])
+    rho = dataset.read_tsv(dataset.export_tsv(ds, tmp_path)[0] / "charge_density.tsv")
+    assert np.allclose(rho[:, 2], ELEMENTARY_CHARGE * MOLAR_TO_PER_M3 * np.hypot(3 * 0.01, 0.02), rtol=1e-5)
+    # the coverage figure of a dataset where fewer than two inputs vary is left out, not a crash
+    assert [f.name for f in summary_figures(ds, tmp_path / "fig")] == ["errors.png"]
+
+
+@pytest.mark.parametrize("how, message", [("angstrom", "reaches 5 x h"), ("reversed", "must increase strictly"),
+                                          ("halved", "reaches 0.25 x h")])
+def test_validation_refuses_z_grids_in_other_units_or_order(tmp_path, how, message):
+    ds = toy(1, 1)
+    z = ds["z"].values
+    ds["z"] = (("system", "point"), {"angstrom": 10 * z, "reversed": z[:, ::-1], "halved": z / 2}[how])
+    with pytest.raises(ValueError, match=f"'z' .*{message}"):
+        dataset.validate_dataset(ds)
 
 
 def test_export_refuses_replicas_in_the_pickle_format(tmp_path):

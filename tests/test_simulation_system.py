@@ -100,3 +100,13 @@ def test_atomic_writes_leave_nothing_on_failure_and_readable_files(tmp_path):
     write_text_atomic(target, "whole")
     assert target.read_text() == "whole"
     assert os.stat(target).st_mode & 0o044  # group/other readable under the usual umask
+    # the mask comes from the process's own (read without setting it, which would race other threads)
+    from mdsurrogate.io import _umask
+
+    old = os.umask(0o027)
+    try:
+        assert _umask() == 0o027 and os.umask(0o027) == 0o027
+        write_text_atomic(tmp_path / "private.txt", "x")
+        assert os.stat(tmp_path / "private.txt").st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)

@@ -138,9 +138,20 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    """The process umask, read from /proc (os.umask can only read it by setting it, which would let another
+    thread create a file under umask 0 meanwhile); the mask at import where /proc lacks it."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return _IMPORT_UMASK
+
+
+_IMPORT_UMASK = os.umask(0o022)
+os.umask(_IMPORT_UMASK)
 
 
 @contextlib.contextmanager

@@ -181,6 +181,11 @@ def sobol_indices(sur, inputs: dict[str, float | tuple], n: int, seed: int = 0, 
     t0 = time.perf_counter()
     if int(n) != n or n < 2:
         raise ValueError(f"n (SALib's base sample size) must be an integer >= 2, got {n}")
+    if not 0 < conf_level < 1:
+        raise ValueError(f"conf_level must be in (0, 1) (0.95 for 95 % intervals), got {conf_level}")
+    if int(num_resamples) != num_resamples or num_resamples < 2:
+        raise ValueError(f"num_resamples (bootstrap resamples of the confidence intervals) must be an integer >= 2, "
+                         f"got {num_resamples}")
     n = int(n)
     problem, fixed = sobol_problem(inputs)
     is_surrogate = hasattr(sur, "predict_mean_std")

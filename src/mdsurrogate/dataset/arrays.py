@@ -89,6 +89,29 @@ def validate_dataset(ds: xr.Dataset) -> None:
         if np.any(v < lo) or np.any(v > hi):
             raise ValueError(f"input {name!r} must lie in the physical limits [{lo:g}, {hi:g}] "
                              f"{units[name]}, got values in [{v.min():g}, {v.max():g}]")
+    validate_z(ds["z"].values, ds["h"].values)
+
+
+#: The outermost bin centre of a profile lies within this fraction of h from the midplane (ours exactly 0.5, the
+#: authors' 0.499-0.502); z in Angstrom (10x) or in units of h/2 fails it.
+Z_EXTENT = (0.4, 0.6)
+
+
+def validate_z(z: np.ndarray, h: np.ndarray) -> None:
+    """Bin positions in nm from wall to wall: increasing along every profile, max |z| within Z_EXTENT x h (a grid
+    in Angstrom or reversed would pass every other check and give a wrong S(z) and decay length)."""
+    z, h = np.atleast_2d(np.asarray(z, dtype=float)), np.atleast_1d(np.asarray(h, dtype=float))
+    if z.shape[1] > 1 and np.any(np.diff(z, axis=1) <= 0):
+        i = int(np.nonzero(np.any(np.diff(z, axis=1) <= 0, axis=1))[0][0])
+        raise ValueError(f"'z' (bin positions) must increase strictly along each profile (from the wall at -h/2 "
+                         f"to the wall at +h/2); system {i} does not")
+    ratio = np.abs(z).max(axis=1) / h
+    bad = (ratio < Z_EXTENT[0]) | (ratio > Z_EXTENT[1])
+    if np.any(bad):
+        i = int(np.nonzero(bad)[0][0])
+        raise ValueError(f"'z' (bin positions, nm) must reach {Z_EXTENT[0]:g}-{Z_EXTENT[1]:g} x h from the "
+                         f"midplane; system {i} (h {h[i]:g} nm) reaches {ratio[i]:.3g} x h (z in Angstrom? "
+                         "not centred on the midplane?)")
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,22 @@ def load_parts(*paths: str | os.PathLike, error_scale: float = 1.0) -> xr.Datase
     uniq, counts = np.unique(ids, return_counts=True)
     if np.any(counts > 1):
         raise ValueError(f"run {uniq[counts > 1][0]} is in more than one part")
+    scales = [float(part.attrs.get("error_scale", 1.0)) for part in parts]  # stored scale x error_scale
+    odd = [i for i, s in enumerate(scales) if not np.isclose(s, scales[0], rtol=1e-9)]
+    if odd:
+        raise ValueError(f"the parts' error bars are scaled differently: error_scale {scales[0]:g} in {files[0]}, "
+                         f"{scales[odd[0]]:g} in {files[odd[0]]}; save them with one scale first")
+    points = [part.sizes["point"] for part in parts]
+    if len(set(points)) > 1:
+        bad = next(i for i, n in enumerate(points) if n != points[0])
+        raise ValueError(f"{files[bad]} has {points[bad]} profile points per run, {files[0]} {points[0]}: parts "
+                         "of one dataset need one z grid size")
+    names = {v for part in parts for v in part.variables}
+    for part in parts:  # a variable some parts lack: text variables get '' (not NaN, which saves as 'nan')
+        for v in names - set(part.variables):
+            ref = next(p[v] for p in parts if v in p.variables)
+            if ref.dtype.kind in "OUS" and ref.dims == ("system",):
+                part[v] = ("system", np.full(part.sizes["system"], "", dtype=object))
     ds = xr.concat(parts, dim="system", data_vars="all", coords="all", compat="override", join="outer",
                    combine_attrs="drop_conflicts")
     ds = ds.assign_coords(system=np.arange(ds.sizes["system"]))
@@ -165,8 +181,8 @@ def load_parts(*paths: str | os.PathLike, error_scale: float = 1.0) -> xr.Datase
         lines = "".join(f"{Path(f).name} {file_sha256(f)}\n" for f in files)
         ds.attrs.update(source="+".join(Path(f).name for f in files),
                         source_sha256=hashlib.sha256(lines.encode()).hexdigest())
-        if error_scale != 1.0:
-            ds.attrs["error_scale"] = float(error_scale)
+    if scales[0] != 1.0:
+        ds.attrs["error_scale"] = scales[0]
     ds.attrs["parts"] = json.dumps([Path(f).name for f in files])
     return ds
 
@@ -180,15 +196,16 @@ def consolidate(directory: str | os.PathLike, out: str | os.PathLike | None = No
         name = ledger.get_meta("name") or Path(directory).name
         counts = ledger.counts()
         patterns = json.loads(ledger.get_meta(META_KEY) or "[]")
+    own = Path(out).resolve() if out is not None else None
     if patterns:
-        own = Path(out).resolve() if out is not None else None
         stored = run_ids_in([p for p in reuse_paths(patterns) if p != own])
         rows = [r for r in rows if r.run_id not in stored]
-        if own is not None and own.is_file():
-            lost = run_ids_in([own]) - {r.run_id for r in rows}
-            if lost:
-                raise RuntimeError(f"{out} holds {len(lost)} runs this campaign directory does not (e.g. "
-                                   f"{sorted(lost)[0]}): write a new part instead of replacing it")
+    if own is not None and own.is_file():  # never replace a file holding runs this directory cannot write again
+        lost = run_ids_in([own]) - {r.run_id for r in rows}
+        if lost:
+            raise RuntimeError(f"{out} holds {len(lost)} runs this campaign directory does not (e.g. "
+                               f"{sorted(lost)[0]}): write a new file instead of replacing it")
+    if patterns:
         if not rows:
             raise RuntimeError("every finished run of this campaign is already in its reused datasets: "
                                "nothing new to consolidate")
@@ -300,10 +317,12 @@ def load_dataset(path: str | os.PathLike, error_scale: float = 1.0) -> xr.Datase
     else:
         if error_scale != 1.0:
             for name in ERROR_VARS:
-                ds[name] = ds[name] * error_scale
+                ds[name] = (ds[name] * error_scale).assign_attrs(ds[name].attrs)
             ds.attrs["error_scale"] = float(ds.attrs.get("error_scale", 1.0)) * error_scale
-        ds.attrs.setdefault("source", path.name)
-        ds.attrs.setdefault("source_sha256", file_sha256(path))
+        sha = file_sha256(path)
+        if ds.attrs.get("source_sha256", sha) != sha:  # saved from another dataset file: keep that one as parent
+            ds.attrs.update(parent_source=ds.attrs.get("source", "unknown"), parent_sha256=ds.attrs["source_sha256"])
+        ds.attrs.update(source=path.name, source_sha256=sha)
     validate_dataset(ds)
     return ds
 
@@ -376,7 +395,7 @@ def to_authors_pickle(ds, path: str | os.PathLike) -> Path:
     out: dict = {}
     source = ds["source_key"].values if "source_key" in ds else None
     for i in range(ds.sizes["system"]):
-        key = str(source[i]) if source is not None and str(source[i]) else \
+        key = str(source[i]) if source is not None and str(source[i]) not in ("", "nan") else \
             system_key({k: float(ds[k].values[i]) for k in INPUT_NAMES}, authors_spelling=True)
         if key in out:
             raise ValueError(f"system {key} appears more than once; select one replica per system first")
@@ -388,20 +407,25 @@ def to_authors_pickle(ds, path: str | os.PathLike) -> Path:
 
 def export_tsv(ds, directory: str | os.PathLike) -> list[Path]:
     """nanoHUB-style tab-separated files, one folder per run: n_plus.tsv, n_minus.tsv (z nm, n M, err M),
-    charge_density.tsv (z, rho C/m^3, err) and integrated_charge.tsv (z, S C/m^2). Returns the folders."""
+    charge_density.tsv (z, rho C/m^3, err: the valency-weighted density errors in quadrature) and
+    integrated_charge.tsv (z, S C/m^2). Returns the folders."""
     directory = Path(directory)
     names = [safe_name(str(r), "run_id") for r in ds["run_id"].values]  # every name checked before any write
     if len(set(names)) != len(names):
         raise ValueError("run_id values repeat: each run needs its own folder")
+    n = ds.sizes["system"]
+    zp = ds["z_p"].values.astype(float) if "z_p" in ds else np.ones(n)  # valencies (uncharged-wall system)
+    zn = ds["z_n"].values.astype(float) if "z_n" in ds else -np.ones(n)
     folders = []
-    for i in range(ds.sizes["system"]):
+    for i in range(n):
         folder = directory / names[i]
         z = ds["z"].values[i]
         cols = {
             "n_plus": (ds["n_plus"].values[i], ds["n_plus_err"].values[i], "n_M"),
             "n_minus": (ds["n_minus"].values[i], ds["n_minus_err"].values[i], "n_M"),
             "charge_density": (ds["charge_density"].values[i], ELEMENTARY_CHARGE * MOLAR_TO_PER_M3
-                               * np.hypot(ds["n_plus_err"].values[i], ds["n_minus_err"].values[i]), "rho_C_per_m3"),
+                               * np.hypot(zp[i] * ds["n_plus_err"].values[i], zn[i] * ds["n_minus_err"].values[i]),
+                               "rho_C_per_m3"),
         }
         for name, (val, err, label) in cols.items():
             unit = "C_per_m3" if name == "charge_density" else "M"

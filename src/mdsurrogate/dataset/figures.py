@@ -50,6 +50,8 @@ def summary_figures(ds, directory: str | Path) -> list[Path]:
     names = [k for k in UNCHARGED_INPUT_NAMES if np.unique(ds[k].values).size > 1] if uncharged else INPUT_NAMES
     grid = {k: UNCHARGED_GRID[k] for k in names} if uncharged else PAPER_GRID
     pairs = list(itertools.combinations(names, 2))
+    if not pairs:  # fewer than two inputs vary: no coverage map
+        return out
     fig, axes = plt.subplots(2, (len(pairs) + 1) // 2, figsize=(3.6 * ((len(pairs) + 1) // 2), 7), squeeze=False)
     for ax in axes.ravel()[len(pairs):]:
         ax.set_visible(False)

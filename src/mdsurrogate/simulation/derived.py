@@ -43,13 +43,16 @@ def integrated_charge_error(z_nm: np.ndarray, n_plus_err: np.ndarray, n_minus_er
 
 def screening_length(z_nm: np.ndarray, S: np.ndarray, h_nm: float, fraction: float = np.exp(-1)) -> float:
     """Screening decay length z* (nm): distance from the wall at which |S| first falls below `fraction` x |sigma_s|
-    (S at the wall), a simple proxy for the authors' decay length."""
-    z = np.asarray(z_nm)
-    S = np.asarray(S)
+    (S at the wall), a simple proxy for the authors' decay length; linear interpolation of |S| between the last bin
+    above and the first below (S = sigma_s exp(-x/lambda) gives z* = lambda to O(dz^2))."""
+    z = np.asarray(z_nm, dtype=float)
+    S = np.abs(np.asarray(S, dtype=float))
     left = z <= 0
     zl, Sl = z[left], S[left]
-    target = fraction * abs(Sl[0])
-    below = np.nonzero(np.abs(Sl) < target)[0]
+    target = fraction * Sl[0]
+    below = np.nonzero(Sl < target)[0]
     if len(below) == 0:
         return float("nan")
-    return float(zl[below[0]] + h_nm / 2)
+    b = below[0]  # >= 1: Sl[0] > target
+    t = (Sl[b - 1] - target) / (Sl[b - 1] - Sl[b])
+    return float(zl[b - 1] + t * (zl[b] - zl[b - 1]) + h_nm / 2)

@@ -59,6 +59,34 @@ def test_predict_batch_csv_and_extrapolation(model_dir, tmp_path):
     assert r.exit_code == 2 and "--c" in r.output
 
 
+def test_options_that_would_be_ignored_are_refused(tmp_path):
+    base = ["train", str(REF), "--out", str(tmp_path / "m"), "--epochs", "2"]
+    r = runner.invoke(app, [*base, "--search", "--n1", "16", "--lr", "0.001"])
+    assert r.exit_code == 2 and "--search chooses" in r.output and "--n1, --lr" in r.output
+    r = runner.invoke(app, [*base, "--baselines", "--test-fraction", "0"])
+    assert r.exit_code == 2 and "--baselines" in r.output and "--test-fraction" in r.output
+    assert not (tmp_path / "m").exists()
+
+
+def test_predict_reads_a_csv_header_with_spaces(model_dir, tmp_path):
+    csv = tmp_path / "sp.csv"
+    csv.write_text("h, c, d_plus, d_minus, sigma_s\n4.4, 0.5, 0.415, 0.415, -0.015\n")
+    r = runner.invoke(app, ["predict", "--input", str(csv), "--model", str(model_dir), "--out", str(tmp_path / "p"),
+                            "--no-plot"])
+    assert r.exit_code == 0, r.output
+    assert float(xr.load_dataset(tmp_path / "p.nc", engine="h5netcdf")["c"].values[0]) == 0.5
+
+
+def test_evaluate_uses_the_shipped_surrogate_of_the_data_kind(tmp_path):
+    data = Path(__file__).parent / "data" / "uncharged_small.nc"
+    r = runner.invoke(app, ["evaluate", str(data), "--allow-extrapolation", "--out", str(tmp_path / "e.json")])
+    assert r.exit_code == 0, r.output
+    out = json.loads((tmp_path / "e.json").read_text())
+    assert out["metrics"]["E"] > 0 and "extrapolated" in out
+    r = runner.invoke(app, ["evaluate", str(data), "--model", str(default_surrogate_path())])
+    assert r.exit_code == 2 and "uncharged" in r.output
+
+
 def test_evaluate_on_test_split(model_dir, tmp_path):
     out = tmp_path / "m.json"
     r = runner.invoke(app, ["evaluate", str(REF), "--model", str(model_dir), "--split", "test", "--out", str(out)])

@@ -226,6 +226,34 @@ def test_save_overwrites_atomically(trained, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def test_save_never_deletes_a_folder_of_other_files_and_is_byte_identical(trained, tmp_path):
+    from mdsurrogate.io import file_sha256
+
+    _, sur, _ = trained
+    work = tmp_path / "mywork"
+    work.mkdir()
+    (work / "notes.txt").write_text("precious")
+    with pytest.raises(ValueError, match="holds other files and no surrogate"):
+        sur.save(work)
+    assert (work / "notes.txt").read_text() == "precious"
+    # the same weights saved twice: the same file (its sha256 is the surrogate's identity in cards and outputs)
+    shas = {file_sha256(sur.save(tmp_path / f"m{i}") / "weights.safetensors") for i in range(4)}
+    assert len(shas) == 1
+
+
+def test_predict_refuses_zero_systems_and_the_card_records_the_seed_used(trained):
+    _, sur, _ = trained
+    with pytest.raises(ValueError, match="no systems"):
+        sur.predict(np.empty((0, 5)))
+    from mdsurrogate.surrogate.fit import fit_surrogate
+
+    ds = load_dataset(REF).isel(system=slice(0, 12))
+    cfg = replace(default_config(), network=NetworkConfig(hidden=(8, 8), activations=("relu", "relu")),
+                  max_epochs=2, eval_every=1)
+    one, _ = fit_surrogate(ds, cfg, n_members=1, n_test=0, seed=5)
+    assert one.card["training"]["config"]["seed"] == 5
+
+
 def test_float32_inputs_on_a_single_valued_range_are_accepted(trained):
     _, sur, _ = trained
     x = np.array([[SYSTEM[k] for k in ("h", "c", "d_plus", "d_minus", "sigma_s")]], dtype=np.float32)

@@ -93,7 +93,8 @@ def _read_systems(path: Path, names: tuple[str, ...] | None = None):
         lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
         if len(lines) < 2:
             raise ValueError("a header and no rows")
-        table = pd.read_csv(path, sep=None, engine="python")  # comma, tab, semicolon or spaces (sniffed)
+        table = pd.read_csv(path, sep=None, engine="python", skipinitialspace=True)  # ',', tab, ';', ' ' sniffed
+        table.columns = [str(c).strip() for c in table.columns]
     except (OSError, ValueError, TypeError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise ValueError(f"--input: {path} is not a readable table or NetCDF ({type(exc).__name__}: {exc})") from None
     if table.empty:
@@ -255,6 +256,12 @@ def register(app: typer.Typer) -> None:
                                                                                10**6), ("--workers", workers, 1, 64)):
             if value is not None and not lo <= value <= hi:
                 _fail(f"{option} must be an integer in [{lo}, {hi}], got {value}")
+        fixed = [o for o, v in (("--n1", n1), ("--n2", n2), ("--lr", lr), ("--batch-size", batch_size))
+                 if v is not None]
+        if search and fixed:
+            _fail(f"--search chooses n1, n2, lr and the batch size itself: drop {', '.join(fixed)} or --search")
+        if baselines and test_fraction == 0:
+            _fail("--baselines are scored on the test split: give --test-fraction in (0, 1)")
         try:
             files = _data_files(data)
             check_output(out, "--out", kind="dir", overwrite=overwrite, inputs=files, replaceable="card.json")
@@ -512,6 +519,7 @@ def register(app: typer.Typer) -> None:
         import numpy as np
 
         from mdsurrogate.dataset import to_arrays
+        from mdsurrogate.dataset.arrays import dataset_schema
         from mdsurrogate.evaluation.metrics import evaluate_predictions, success_rate_per_system
         from mdsurrogate.io import BadPath, check_output, write_json_atomic
         from mdsurrogate.provenance import provenance
@@ -527,8 +535,9 @@ def register(app: typer.Typer) -> None:
         except BadPath as exc:
             _fail(str(exc))
         try:
-            sur = load_surrogate(model)
             ds = _load_data(files, error_scale)
+            kind = dataset_schema(ds).kind
+            sur = load_surrogate(model, system=kind)  # the shipped one of the data's kind; another kind refused
             if split != "all":
                 from mdsurrogate.simulation.system import parse_key, system_key
 
@@ -549,7 +558,7 @@ def register(app: typer.Typer) -> None:
             arr = to_arrays(ds)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                sur.check_inputs(arr.X, allow_extrapolation)
+                extrapolated = bool(np.any(sur.check_inputs(arr.X, allow_extrapolation)))
             # the MD's own bins: profiles are interpolated when its grid differs from the surrogate's
             pred, _ = sur.predict_on_grid(arr.X, arr.Z, std=False)
         except ValueError as exc:
@@ -564,5 +573,6 @@ def register(app: typer.Typer) -> None:
         if out is not None:
             write_json_atomic(out, {"metrics": metrics, "A_j": dict(zip(map(str, keys), a_j.tolist())),
                                     "data": " ".join(str(f) for f in files), "split": split, "model": sur.name,
+                                    "extrapolated": extrapolated,
                                     "weights_sha256": sur.card.get("weights", {}).get("sha256"),
                                     "provenance": provenance("torch")})

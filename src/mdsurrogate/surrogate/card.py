@@ -73,6 +73,11 @@ def save_surrogate(surrogate: Surrogate, directory: str | Path) -> Path:
     from safetensors.torch import save_file  # noqa: PLC0415 - torch
 
     directory = Path(directory)
+    if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
+        raise ValueError(f"{directory} exists and is not a folder; refusing to replace it with a surrogate")
+    if directory.is_dir() and any(directory.iterdir()) and not (directory / CARD_FILE).is_file():
+        raise ValueError(f"{directory} is a folder that holds other files and no surrogate ({CARD_FILE}); refusing "
+                         "to replace it: save into a new or empty folder, or one holding a surrogate")
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
@@ -85,7 +90,8 @@ def save_surrogate(surrogate: Surrogate, directory: str | Path) -> Path:
         if bad:
             raise ValueError(f"refusing to save a surrogate with NaN or infinite weights ({bad[0]}); the training "
                              "diverged (lower the learning rate)")
-        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": CARD_FORMAT, "card_sha256": card_binding(card)})
+        # one metadata entry: safetensors writes several in varying order, so identical weights hashed differently
+        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"card_sha256": card_binding(card)})
         card["weights"] = {"file": WEIGHTS_FILE, "sha256": file_sha256(tmp / WEIGHTS_FILE), "dtype": "float32",
                            "n_tensors": len(tensors), "bytes": (tmp / WEIGHTS_FILE).stat().st_size}
         (tmp / CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=False, default=str) + "\n")

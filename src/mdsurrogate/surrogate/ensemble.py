@@ -297,6 +297,9 @@ class Surrogate:
         """
         schema = self.schema
         X = inputs_to_array(inputs, schema)
+        if len(X) == 0:
+            raise ValueError("inputs hold no systems: give at least one set of "
+                             f"{', '.join(schema.input_names)}")
         extrapolated = self.check_inputs(X, allow_extrapolation)
         mean, std = self.predict_mean_std(X, std=return_std)
         if not np.all(np.isfinite(mean)) or (std is not None and not np.all(np.isfinite(std))):

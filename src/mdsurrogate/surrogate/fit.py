@@ -38,6 +38,7 @@ def fit_surrogate(ds: xr.Dataset, config=None, n_members: int = 5, n_test: int |
 
     config = default_config() if config is None else config
     kind = dataset_schema(ds).kind
+    config = dataclasses.replace(config, seed=int(seed))  # the seed the card records is the one the members came from
     if config.network.system != kind:
         config = dataclasses.replace(config, network=config.network.for_system(kind))
     arrays = to_arrays(ds)

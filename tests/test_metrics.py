@@ -72,6 +72,27 @@ def test_evaluate_predictions_keys():
     assert set(out) >= {"E", "MSE", "E_I+", "E_B+", "E_I-", "E_B-", "A", "A_j_min"}
 
 
+def test_a_perfect_prediction_is_capped_only_where_the_md_error_is_zero():
+    """Exact profiles: A and A_j count the eps = 0 points as failures (eq. 10), the eps > 0 versions reach 1."""
+    y = np.ones((2, 1004))
+    eps = np.full_like(y, 0.1)
+    eps[0, :100] = 0.0  # system 0: 100 empty bins
+    out = M.evaluate_predictions(y, y.copy(), eps)
+    assert out["A"] == pytest.approx(1 - 100 / 2008) and out["A_j_min"] == pytest.approx(1 - 100 / 1004)
+    assert out["A_eps>0"] == out["A_j_min_eps>0"] == out["A_j_median_eps>0"] == 1.0
+
+
+def test_interface_width_follows_the_profile_length():
+    """50 of 502 points per wall (sun2023), 15 of 150 (the uncharged system): an error placed only in the bulk of
+    a 150-point profile stays out of E_I."""
+    assert M.default_n_interface(502) == 50 and M.default_n_interface(150) == 15
+    y = np.zeros((1, 300))
+    y_hat = y.copy()
+    y_hat[0, 20:130] = 1.0  # bulk of n+ only (points 15..134 of 150)
+    got = M.evaluate_predictions(y, y_hat)
+    assert got["E_I+"] == 0.0 and got["E_B+"] > 0 and got == M.evaluate_predictions(y, y_hat, n_interface=15)
+
+
 def test_md_noise_floor_is_the_error_of_the_exact_profiles():
     """E_MD pins the formula (mean over outputs of the RMS error bar) and is what exact profiles score against
     labels drawn with those errors: E ~ E_MD and A ~ 0.683."""

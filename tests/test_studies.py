@@ -160,12 +160,35 @@ def test_ntrain_splits_fixed_test_nested_training():
     assert ntrain.default_test_size(1495) == 500 and ntrain.default_test_size(400) == 80
 
 
+def test_ntrain_defaults_on_the_full_grid_and_the_shared_largest_set():
+    """3888 systems: a 500-system test set, the paper's sizes up to 3050 and then all 3388 others; at that last
+    size every repeat trains on the same systems (so the study leaves it out of the fits)."""
+    assert ntrain.default_test_size(3888) == 500
+    sizes = ntrain.default_sizes(3388)
+    assert sizes[-2:] == [3050, 3388] and sizes[0] == 150 and len(sizes) == 15
+    _, trains = ntrain.split_rows(np.arange(120), 20, [50, 100], 3, seed=1)
+    assert len({tuple(trains[(100, r)]) for r in range(3)}) == 1 < len({tuple(trains[(50, r)]) for r in range(3)})
+
+
+def test_n_conv_bootstrap_brackets_the_truth_and_flags_extrapolation():
+    n = np.array([150, 300, 550, 1050, 1550, 2050, 3050], float)
+    rng = np.random.default_rng(0)
+    true = 0.02 + 0.9 * n ** -0.6
+    per_size = [t * (1 + 0.01 * rng.standard_normal(10)) for t in true]
+    b = ntrain.n_conv_bootstrap(n, per_size, n_boot=100, seed=1)
+    n_conv = (0.9 / 0.001) ** (1 / 0.6)  # 84 000: far beyond the data
+    assert b["n_boot"] > 50 and b["beyond_largest_N"] > 0.9 and b["N_conv_p84"] > n.max()
+    assert b["N_conv_p16"] < n_conv * 3
+
+
 def test_ntrain_study_error_falls_with_more_training_data(tmp_path, synth):
     study = _study("ntrain", tmp_path / "nt", synth)
     rec = ntrain.run(study, sizes=[8, 60], repeats=2, n_test=30, epochs=300)
     rows = {r["N_train"]: r for r in rec["results"]["test"]}
     assert rows[60]["E"] < 0.7 * rows[8]["E"]  # a smooth known function: more data, lower error
     assert rec["results"]["sizes"] == [8, 60] and rec["n_systems"] == 120
+    assert rows[8]["distinct_sets"] == 2 and rows[60]["distinct_sets"] == 2  # 60 of the 90 left: sets differ
+    assert len(rec["results"]["test_systems"]) == 30
     runs = rec["results"]["runs"]
     assert len(runs) == 4 and np.mean([r["test"]["test"]["E"] for r in runs if r["N_train"] == 60]) == \
         pytest.approx(rows[60]["E"])

@@ -28,15 +28,15 @@ def _scaler(schema: SystemSchema = CHARGED_SCHEMA):
 
 
 def baseline_models(seed: int = 0, schema: SystemSchema = CHARGED_SCHEMA) -> dict[str, Callable[[], object]]:
-    """Factories of the papers' baselines: polynomial (degree 4), kernel ridge (rbf, gamma 0.1), SVR (rbf, C 100,
-    epsilon 0.1), decision tree (depth 4), random forest (depth 4, 25 trees); inputs min-max scaled over the design
-    ranges of the schema's system (default the charged one)."""
+    """Factories of the papers' baselines (kadupitiya2020 section 4.1): polynomial (degree 4), kernel ridge (rbf,
+    gamma 0.1), SVR (rbf, gamma 0.1, C 100, epsilon 0.1), decision tree (depth 4), random forest (depth 4, 25
+    trees); inputs min-max scaled over the design ranges of the schema's system (default the charged one)."""
 
     return {
         "polynomial (degree 4)": lambda: make_pipeline(_scaler(schema), PolynomialFeatures(4), LinearRegression()),
         "kernel ridge (rbf, gamma 0.1)": lambda: make_pipeline(_scaler(schema), KernelRidge(kernel="rbf", gamma=0.1)),
-        "SVR (rbf, C 100, eps 0.1)": lambda: make_pipeline(_scaler(schema), MultiOutputRegressor(
-            SVR(kernel="rbf", C=100.0, epsilon=0.1))),
+        "SVR (rbf, gamma 0.1, C 100, eps 0.1)": lambda: make_pipeline(_scaler(schema), MultiOutputRegressor(
+            SVR(kernel="rbf", gamma=0.1, C=100.0, epsilon=0.1))),
         "decision tree (depth 4)": lambda: make_pipeline(_scaler(schema), DecisionTreeRegressor(max_depth=4,
                                                                                            random_state=seed)),
         "random forest (depth 4, 25 trees)": lambda: make_pipeline(_scaler(schema), RandomForestRegressor(

@@ -20,6 +20,7 @@ import numpy as np
 
 from mdsurrogate.dataset import inputs_array, system_groups, to_arrays
 from mdsurrogate.evaluation.metrics import evaluate_predictions
+from mdsurrogate.io import write_json_atomic
 from mdsurrogate.simulation.system import design_minmax
 from mdsurrogate.studies.ntrain import default_test_size
 from mdsurrogate.studies.runner import DataSource, StudyRun, cached_dataset, md_table, task_key
@@ -70,7 +71,10 @@ def al_chain(data: DataSource, test_rows: list[int], pool_rows: list[int], rule:
     history = []
     for k in range(rounds + 1):
         path = Path(cache_dir) / f"{chain}-round{k}.json"
-        rec = json.loads(path.read_text()) if path.is_file() else None
+        try:
+            rec = json.loads(path.read_text()) if path.is_file() else None
+        except (OSError, ValueError):
+            rec = None  # unreadable (a crash mid-write on a file system without atomic rename): recompute it
         if rec is not None and k < rounds and not rec["next"] and len(rec["labelled"]) < len(pool_rows):
             rec = None  # cached as the last round of a shorter chain: its model must choose a next batch now
         if rec is None:
@@ -85,9 +89,7 @@ def al_chain(data: DataSource, test_rows: list[int], pool_rows: list[int], rule:
             # chain resumed from this one continues with it
             rec = {"round": k, "n": len(labelled), "labelled": labelled, "test": m, "next": nxt,
                    "train_time_s": float(sum(x["train_time_s"] for x in rep["members"]))}
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(rec))
-            tmp.replace(path)
+            write_json_atomic(path, rec)
         history.append({k_: v for k_, v in rec.items() if k_ not in ("labelled", "next")})
         labelled = rec["labelled"] + rec["next"]
         rng = np.random.default_rng([seed, 11, k + 1])  # the random rule's draw of round k+1 never depends on replay

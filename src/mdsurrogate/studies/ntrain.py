@@ -74,6 +74,27 @@ def fit_power_laws(n: np.ndarray, e: np.ndarray, e_err: np.ndarray | None = None
     return out
 
 
+def n_conv_bootstrap(n: np.ndarray, per_size: list[np.ndarray], n_boot: int = 200, seed: int = 0) -> dict:
+    """16th-84th percentile of N_conv over bootstrap resamples of the repeats at every size (each resample's means
+    refitted with `fit_power_laws`, weighted by their standard errors as the study's own fit), and the share of
+    resamples whose N_conv lies beyond the largest N fitted (an extrapolation)."""
+    rng = np.random.default_rng(seed)
+    n = np.asarray(n, float)
+    got = []
+    for _ in range(n_boot):
+        draws = [v[rng.integers(0, len(v), len(v))] for v in per_size]
+        means = np.array([d.mean() for d in draws])
+        sems = np.array([d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else 0.0 for d in draws])
+        sat = fit_power_laws(n, means, sems).get("saturating", {})
+        if "N_conv" in sat and np.isfinite(sat["N_conv"]):
+            got.append(sat["N_conv"])
+    if not got:
+        return {}
+    got = np.array(got)
+    return {"N_conv_p16": float(np.percentile(got, 16)), "N_conv_p84": float(np.percentile(got, 84)),
+            "beyond_largest_N": float(np.mean(got > n.max())), "n_boot": len(got)}
+
+
 def _pick(result: dict, key: str) -> dict:
     return result["test"]["test"] if key == "test" else result.get(key, {})
 
@@ -128,36 +149,59 @@ def run(study: StudyRun, sizes: list[int] | None = None, repeats: int = 10, n_te
     sizes = [n for n in sizes if any(m == n for m, _ in runs)]
     if not sizes:
         raise ValueError("no trained model to report (run the study without --from-cache first)")
+    # training sets that differ between repeats: at N_train = every available system all repeats share one, so
+    # its spread is the network seeds' only; such a size stays in the table but out of the fits
+    distinct = {n: len({tuple(trains[(m, r)]) for (m, r) in runs if m == n}) for n in sizes}
+    fitted = [n for n in sizes if distinct[n] > 1 or repeats == 1]
     table = summarize(runs, sizes)
-    fits = fit_power_laws(np.array([r["N_train"] for r in table]), np.array([r["E"] for r in table]),
-                          np.array([r.get("E_sem", 0.0) for r in table]))
     ref_table = summarize(runs, sizes, key="reference") if reference is not None else None
-    ref_fits = fit_power_laws(np.array([r["N_train"] for r in ref_table]), np.array([r["E"] for r in ref_table]),
-                              np.array([r.get("E_sem", 0.0) for r in ref_table])) if ref_table else None
+    for tab in (table, ref_table or []):
+        for row in tab:
+            row["distinct_sets"] = distinct[row["N_train"]]
+    fits = _fits(runs, table, fitted, "test", study.seed)
+    ref_fits = _fits(runs, ref_table, fitted, "reference", study.seed) if ref_table else None
     _figures(study, table, fits, ref_table)
+    keys = ds["key"].values if "key" in ds.coords else np.array([str(g) for g in groups])
     results = {"n_systems": n_sys, "n_test": n_test, "sizes": sizes, "repeats": repeats, "recipe": recipe_name,
                "epochs": epochs, "members": members, "test": table, "fits": fits, "reference": ref_table,
-               "reference_fits": ref_fits, "paper": PAPER,
+               "reference_fits": ref_fits, "paper": PAPER, "fitted_sizes": fitted,
+               "test_systems": sorted({str(k) for k in keys[test_rows]}),
                "runs": [{"N_train": n, "repeat": r, **{k: v for k, v in res.items() if k != "history"}}
                         for (n, r), res in sorted(runs.items())]}
     return study.finish(results, _markdown(results), n_systems=n_sys)
 
 
+def _fits(runs: dict, table: list[dict], fitted: list[int], key: str, seed: int) -> dict:
+    """Power-law and saturating fits of E over the `fitted` sizes, with N_conv's bootstrap interval."""
+    rows = [r for r in table if r["N_train"] in fitted and "E" in r]
+    n = np.array([r["N_train"] for r in rows])
+    fits = fit_power_laws(n, np.array([r["E"] for r in rows]), np.array([r.get("E_sem", 0.0) for r in rows]))
+    sat = fits.get("saturating", {})
+    if "N_conv" in sat:
+        sat["beyond_largest_N"] = bool(sat["N_conv"] > n.max())
+        per_size = [np.array([_pick(g, key)["E"] for (m, _), g in runs.items() if m == size]) for size in n]
+        sat.update(n_conv_bootstrap(n, per_size, seed=seed))
+    return fits
+
+
 def _markdown(res: dict) -> str:
-    cols = ["N_train", "repeats", "E", "E_std", "E_I+", "E_B+", "E_I-", "E_B-", "A", "A_eps>0", "E_MD",
-            "train_time_s"]
+    cols = ["N_train", "repeats", "distinct_sets", "E", "E_std", "E_I+", "E_B+", "E_I-", "E_B-", "A", "A_eps>0",
+            "E_MD", "train_time_s"]
     out = [f"Test set: {res['n_test']} systems (fixed); {res['repeats']} training sets per N_train (column "
            "`repeats`: those trained so far) drawn from the "
            f"other {res['n_systems'] - res['n_test']}; one model each (recipe '{res['recipe']}'"
            f"{', ' + str(res['epochs']) + ' epochs' if res['epochs'] else ''}, {res['members']} member(s)). Errors "
            "in M; mean over repeats, E_std their spread; A = success rate with the MD's own errors, A_eps>0 the "
-           "same over points with non-zero MD error; E_MD = the labels' noise floor.", "",
+           "same over points with non-zero MD error; E_MD = the labels' noise floor; distinct_sets = how many "
+           "of the repeats' training sets differ (1 at N_train = every available system: its E_std is the network "
+           "seeds' spread only, and the fits leave it out).", "",
            "## Test split (our MD)", "", md_table(res["test"], cols, {"train_time_s": ".0f", "N_train": "d"})]
-    out += _fit_lines(res["fits"])
+    fitted = res.get("fitted_sizes", res["sizes"])
+    out += _fit_lines(res["fits"], fitted)
     if res["reference"]:
         out += ["", "## The authors' MD of the d+ = d- = 0.415 nm slice (never trained on)", "",
                 md_table(res["reference"], ["N_train", "E", "E_std", "E_I+", "E_B+", "E_I-", "E_B-", "A", "A_eps>0"])]
-        out += _fit_lines(res["reference_fits"])
+        out += _fit_lines(res["reference_fits"], fitted)
     p = res["paper"]
     out += ["", "## Beside the paper (sun2023)", "",
             f"- sun2023: power-law decrease of E, convergence for N_train >~ {p['N_conv']}; E ~ {p['E_at_1550']} M "
@@ -168,16 +212,24 @@ def _markdown(res: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def _fit_lines(fits: dict | None) -> list[str]:
+def _fit_lines(fits: dict | None, fitted: list[int] | None = None) -> list[str]:
     if not fits:
         return []
     out = [""]
+    if fitted:
+        out.append(f"- fitted over N_train {', '.join(str(n) for n in fitted)}")
     if "power_law" in fits:
         out.append(f"- power law E = a N^-b: a = {fits['power_law']['a']:.3g}, b = {fits['power_law']['b']:.3f}")
     sat = fits.get("saturating", {})
     if "E_inf" in sat:
-        out.append(f"- saturating E = E_inf + a N^-b: E_inf = {sat['E_inf']:.4f} M, b = {sat['b']:.2f}; "
-                   f"N_conv (within 5 % of E_inf) = {sat['N_conv']:.0f}")
+        line = (f"- saturating E = E_inf + a N^-b: E_inf = {sat['E_inf']:.4f} M, b = {sat['b']:.2f}; "
+                f"N_conv (within 5 % of E_inf) = {sat['N_conv']:.0f}")
+        if "N_conv_p16" in sat:
+            line += (f" (bootstrap over repeats, 16-84 %: {sat['N_conv_p16']:.0f}-{sat['N_conv_p84']:.0f}; "
+                     f"{100 * sat['beyond_largest_N']:.0f} % of resamples beyond the largest N fitted)")
+        if sat.get("beyond_largest_N") is True:
+            line += ": beyond the largest N_train fitted, an extrapolation"
+        out.append(line)
     elif "error" in sat:
         out.append(f"- saturating fit failed: {sat['error']}")
     return out

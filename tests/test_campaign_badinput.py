@@ -102,6 +102,17 @@ def test_an_output_equal_to_an_input_is_refused(data, tmp_path):
     assert tree(data.root) == before
 
 
+def test_export_never_replaces_a_file_unasked(data, tmp_path):
+    keep = tmp_path / "keep.nc"
+    keep.write_bytes(b"someone else's file")
+    for fmt in ("netcdf", "pickle"):
+        res, out = cli("campaign", "export", data.nc, "-f", fmt, "-o", keep)
+        refused(res, out, "--out", "--overwrite")
+        assert keep.read_bytes() == b"someone else's file"
+    res, out = cli("campaign", "export", data.nc, "-o", keep, "--overwrite")
+    assert res.exit_code == 0, out
+
+
 def test_tsv_export_refuses_a_non_empty_folder_unless_overwrite(data, tmp_path):
     folder = tmp_path / "tsv"
     folder.mkdir()
@@ -147,7 +158,7 @@ def test_tsv_export_refuses_a_repeated_run_id(data, tmp_path):
 
 # ------------------------------------------------------------------------------- 3. --error-scale
 
-@pytest.mark.parametrize("scale", ["-1", "0", "nan", "inf", "-inf"])
+@pytest.mark.parametrize("scale", ["-1", "0", "nan", "inf", "-inf", "1e308"])
 @pytest.mark.parametrize("source", ["nc", "pk"])
 def test_error_scale_must_be_finite_and_positive(data, tmp_path, scale, source):
     from mdsurrogate import dataset
@@ -157,7 +168,7 @@ def test_error_scale_must_be_finite_and_positive(data, tmp_path, scale, source):
         src = tmp_path / "authors.pk"
         dataset.to_authors_pickle(data.ds, src)
     res, out = cli("campaign", "export", src, "-o", tmp_path / "out.nc", "--error-scale", scale)
-    refused(res, out, "--error-scale", "finite", "> 0")
+    refused(res, out, "--error-scale", "(0, 100]")
     assert not (tmp_path / "out.nc").exists()
 
 

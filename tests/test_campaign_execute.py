@@ -168,6 +168,14 @@ max_attempts = 1
     info = json.loads((tmp_path / "fig" / "summary.json").read_text())
     assert info["n_runs"] == 2 and info["runs_per_value"]["h"] == {"4": 1, "4.4": 1} and info["seeds"] == [1]
     assert (tmp_path / "fig" / "coverage.png").exists() and "git_commit" in info["provenance"]
+    # its own figures folder is rewritten; a folder of other results (a `simulate` run) is not
+    res = r.invoke(app, ["campaign", "consolidate", str(tmp_path / "camp"), "--figures", str(tmp_path / "fig")])
+    assert res.exit_code == 0, res.output
+    (tmp_path / "sim").mkdir()
+    (tmp_path / "sim" / "summary.json").write_text("{}")
+    res = r.invoke(app, ["campaign", "consolidate", str(tmp_path / "camp"), "--figures", str(tmp_path / "sim")])
+    assert res.exit_code == 2 and "has no errors.png" in res.output
+    assert (tmp_path / "sim" / "summary.json").read_text() == "{}"
     from mdsurrogate.dataset import load_dataset
 
     ds = load_dataset(tmp_path / "camp" / "dataset.nc")

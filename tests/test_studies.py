@@ -106,7 +106,9 @@ def test_refused_study_leaves_no_folder(tmp_path, synth):
 @pytest.mark.parametrize("args, message", [
     (["ntrain", "--seed", "-1"], "--seed must be an integer in [0, 4294967295], got -1"),
     (["separation", "--members", "0"], "--members must be an integer in [1, 64], got 0"),
-    (["ntrain", "--members", "65"], "--members must be an integer in [1, 64], got 65")])
+    (["ntrain", "--members", "65"], "--members must be an integer in [1, 64], got 65"),
+    (["ntrain", "--sizes", ","], "--sizes must list at least one integer"),
+    (["separation", "--fractions", ""], "--fractions must list at least one finite number")])
 def test_study_cli_refuses_out_of_range_seed_and_members(tmp_path, synth, args, message):
     from typer.testing import CliRunner
 

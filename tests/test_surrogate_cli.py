@@ -40,6 +40,15 @@ def test_predict_writes_netcdf_tsv_png(model_dir, tmp_path):
     assert ds.sizes == {"system": 1, "point": 502} and "n_plus_std" in ds
     assert len(prefix.with_suffix(".tsv").read_text().splitlines()) == 503
     assert prefix.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    # an existing output (here an MD dataset of the user's) is never replaced unasked; a folder is no prefix
+    data = tmp_path / "mine.nc"
+    data.write_bytes(b"precious")
+    r = runner.invoke(app, ["predict", *SYSTEM, "--model", str(model_dir), "--out", str(tmp_path / "mine")])
+    assert r.exit_code == 2 and "exists; pass --overwrite" in r.output and data.read_bytes() == b"precious"
+    r = runner.invoke(app, ["predict", *SYSTEM, "--model", str(model_dir), "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "is a folder" in r.output
+    r = runner.invoke(app, ["predict", *SYSTEM, "--model", str(model_dir), "--out", str(prefix), "--overwrite"])
+    assert r.exit_code == 0, r.output
 
 
 def test_predict_batch_csv_and_extrapolation(model_dir, tmp_path):
@@ -61,6 +70,11 @@ def test_predict_batch_csv_and_extrapolation(model_dir, tmp_path):
 
 def test_options_that_would_be_ignored_are_refused(tmp_path):
     base = ["train", str(REF), "--out", str(tmp_path / "m"), "--epochs", "2"]
+    r = runner.invoke(app, [*base, "--n1", "65536"])  # 4e9 weights: refused before any memory is taken
+    assert r.exit_code == 2 and "--n1 must be an integer in [1, 8192]" in r.output
+    r = runner.invoke(app, ["report", str(REF), "--reference", str(Path(__file__).parent / "data" /
+                                                                    "uncharged_small.nc"), "-o", str(tmp_path / "r")])
+    assert r.exit_code == 2 and "--reference: a uncharged-wall dataset" in r.output
     r = runner.invoke(app, [*base, "--search", "--n1", "16", "--lr", "0.001"])
     assert r.exit_code == 2 and "--search chooses" in r.output and "--n1, --lr" in r.output
     r = runner.invoke(app, [*base, "--baselines", "--test-fraction", "0"])
@@ -176,6 +190,9 @@ def test_evaluate_split_counts_systems_not_replicas(model_dir, tmp_path):
     r = runner.invoke(app, ["evaluate", str(path), "--model", str(model_dir), "--split", "test", "--out", str(out)])
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["evaluate", str(path), "--model", str(model_dir), "--split", "train", "--out", str(out)])
+    assert r.exit_code == 2 and "exists; pass --overwrite" in r.output  # never replaces a file unasked
+    r = runner.invoke(app, ["evaluate", str(path), "--model", str(model_dir), "--split", "train", "--out", str(out),
+                            "--overwrite"])
     assert r.exit_code == 0, r.output
     # without the replicas' originals a system of the test split is missing: refused, naming the counts
     card = json.loads((model_dir / "card.json").read_text())
@@ -185,5 +202,5 @@ def test_evaluate_split_counts_systems_not_replicas(model_dir, tmp_path):
     fewer = ds.isel(system=[i for i in range(ds.sizes["system"]) if i != tests[0]])
     fewer.to_netcdf(tmp_path / "fewer.nc", engine="h5netcdf")
     r = runner.invoke(app, ["evaluate", str(tmp_path / "fewer.nc"), "--model", str(model_dir), "--split", "test",
-                            "--out", str(out)])
+                            "--out", str(out), "--overwrite"])
     assert r.exit_code != 0 and "not the dataset this surrogate was split on" in r.output, r.output

@@ -71,8 +71,8 @@ def check_output(path: str | os.PathLike, option: str, kind: str = "file", overw
                  inputs: Iterable[str | os.PathLike | None] = (), replaceable: str | None = None) -> Path:
     """Check an output before any work is done (never writes anything).
 
-    kind='file': may replace an existing regular file (it is the requested output), never a special file or a
-    folder. kind='dir': an existing folder must be empty, or `overwrite` be given and, when `replaceable` names
+    kind='file': an existing regular file is replaced only with `overwrite` (never a special file or a
+    folder). kind='dir': an existing folder must be empty, or `overwrite` be given and, when `replaceable` names
     a file, hold that file (e.g. 'card.json': only a saved surrogate is replaced). Never an output that is, or
     (for a folder) contains, one of the command's `inputs`."""
     p = Path(path)
@@ -92,6 +92,8 @@ def check_output(path: str | os.PathLike, option: str, kind: str = "file", overw
         if kind == "file":
             if p.is_symlink() or not stat.S_ISREG(mode):
                 raise BadPath(f"{option}: {p} exists and is not a regular file; refusing to replace it")
+            if not overwrite:
+                raise BadPath(f"{option}: {p} exists; pass --overwrite to replace it")
         else:
             if p.is_symlink() or not stat.S_ISDIR(mode):
                 raise BadPath(f"{option}: {p} exists and is not a folder")

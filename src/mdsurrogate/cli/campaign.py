@@ -187,9 +187,11 @@ def consolidate(
     try:
         own = [ledger_path(directory), *(directory / n for n in ("ledger.sqlite.lock", "spec.toml", "spec.yaml",
                                                                   "supervisor.json"))]
-        check_output(out, "--out", inputs=[*own, *results])  # never the campaign's own files
-        if figures is not None:
-            check_output(figures, "--figures", kind="dir", overwrite=True)
+        # never the campaign's own files; an existing dataset file is rewritten only when this campaign holds
+        # every run it stores (`dataset.consolidate` checks)
+        check_output(out, "--out", overwrite=True, inputs=[*own, *results])
+        if figures is not None:  # a folder of earlier summary figures, never another one
+            check_output(figures, "--figures", kind="dir", overwrite=True, replaceable="errors.png")
     except BadPath as exc:
         fail(str(exc))
     from mdsurrogate.dataset import consolidate as _consolidate  # noqa: PLC0415
@@ -234,8 +236,8 @@ def export(
 
     if fmt not in ("netcdf", "pickle", "tsv"):
         fail(f"--format must be netcdf, pickle or tsv, got {fmt!r}")
-    if not (math.isfinite(error_scale) and error_scale > 0):
-        fail(f"--error-scale must be a finite number > 0, got {error_scale}")
+    if not (math.isfinite(error_scale) and 0 < error_scale <= 100):
+        fail(f"--error-scale must be a factor in (0, 100] (1/2.1 corrects the authors' errors), got {error_scale}")
     try:
         check_input(source, "SOURCE")
         check_output(out, "--out", kind="dir" if fmt == "tsv" else "file", overwrite=overwrite, inputs=[source])

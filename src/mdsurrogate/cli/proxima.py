@@ -43,15 +43,15 @@ def _check_float(option: str, value: float, lo: float, hi: float = math.inf, lo_
 def _check_common(seeds: int, steps: int, potential: str, target_err: float, min_target_fraction: float,
                   n_blend: int, n_pretrain: int, epochs: int, min_steps: int = 1) -> None:
     """The options shared by `npt` and `hops`."""
-    _check_int("--seeds", seeds, 1)
-    _check_int("--steps", steps, min_steps)
+    _check_int("--seeds", seeds, 1, 10_000)
+    _check_int("--steps", steps, min_steps, 10**9)
     if potential not in POTENTIALS:
         _fail(f"--potential must be one of {', '.join(POTENTIALS)}, got {potential!r}")
     _check_float("--target-err", target_err, 0.0, lo_open=True, unit="eV/A")
     _check_float("--min-target-fraction", min_target_fraction, 0.0, 1.0)
-    _check_int("--n-blend", n_blend, 0)
-    _check_int("--n-pretrain", n_pretrain, 1)
-    _check_int("--epochs", epochs, 1)
+    _check_int("--n-blend", n_blend, 0, 10**6)
+    _check_int("--n-pretrain", n_pretrain, 1, 10**6)
+    _check_int("--epochs", epochs, 1, 10**6)
 
 
 def _check_model_jobs(model: Path | None, jobs: int) -> None:
@@ -157,7 +157,7 @@ def hops(
                   min_steps=SAMPLE_EVERY)
     _check_float("--lattice", lattice, 4.0, 8.0, unit="A")
     _check_int("--equil-steps", equil_steps, 0, steps - SAMPLE_EVERY)
-    _check_int("--min-dwell", min_dwell, 1)
+    _check_int("--min-dwell", min_dwell, 1, 10**9)
     _check_model_jobs(model, jobs)
     es = _settings(seeds, steps, potential, target_err, min_target_fraction, n_blend, n_pretrain, epochs,
                    lattice=lattice, equil_steps=equil_steps, min_dwell=min_dwell, sample_every=SAMPLE_EVERY,
@@ -238,9 +238,9 @@ def train(
 
     if potential not in POTENTIALS:
         _fail(f"--potential must be one of {', '.join(POTENTIALS)}, got {potential!r}")
-    _check_int("--frames-per-state", frames_per_state, 8)
+    _check_int("--frames-per-state", frames_per_state, 8, 10**6)
     _check_int("--runs-per-state", runs_per_state, 1, frames_per_state)
-    _check_int("--test-frames", test_frames, 3)
+    _check_int("--test-frames", test_frames, 3, 10**6)
     _check_int("--max-epochs", max_epochs, 1, 10**6)
     _check_int("--valid-every", valid_every, 1, max_epochs)
     _check_int("--patience", patience, 0, 10**6)
@@ -250,8 +250,8 @@ def train(
     for t in low_t:
         if not 1.0 <= t <= 3000.0:
             _fail(f"--low-t must be a temperature in [1, 3000] K, got {t}")
-    _check_int("--low-t-frames", low_t_frames, 1)
-    _check_int("--quench-frames", quench_frames, 0)
+    _check_int("--low-t-frames", low_t_frames, 1, 10**6)
+    _check_int("--quench-frames", quench_frames, 0, 10**6)
     for name, v, lo, hi in (("--w-energy", w_energy, 0.0, 1e6), ("--lr", lr, 1e-8, 1.0), ("--lr-decay", lr_decay, 0.0,
                                                                                           0.99)):
         if not lo <= v <= hi:
@@ -312,7 +312,7 @@ def smoke(target: str = typer.Argument(..., help="tblite or cp2k"),
     from mdsurrogate.proxima.experiments import smoke_run
     from mdsurrogate.proxima.targets import available_targets
 
-    _check_int("--steps", steps, 1)
+    _check_int("--steps", steps, 1, 10**9)
     if target not in available_targets():
         _fail(f"target {target!r} is not available here (have {', '.join(available_targets())})")
     r = smoke_run(target, steps=steps, out=out)

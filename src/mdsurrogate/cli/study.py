@@ -3,6 +3,7 @@ an output folder (resumable: rerunning the same command reuses every model alrea
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Callable, List, Optional
 
@@ -100,16 +101,22 @@ def _ints(text: Optional[str], option: str) -> list[int] | None:
     if text is None:
         return None
     try:
-        return [int(x) for x in text.split(",") if x.strip()]
+        values = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         fail(f"{option} must be comma-separated integers, got {text!r}")
+    if not values:
+        fail(f"{option} must list at least one integer (comma-separated), got {text!r}")
+    return values
 
 
 def _floats(text: str, option: str) -> list[float]:
     try:
-        return [float(x) for x in text.split(",") if x.strip()]
+        values = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         fail(f"{option} must be comma-separated numbers, got {text!r}")
+    if not values or not all(math.isfinite(v) for v in values):
+        fail(f"{option} must list at least one finite number (comma-separated), got {text!r}")
+    return values
 
 
 @study_app.command("ntrain")
@@ -249,7 +256,7 @@ def _surrogate(model: Optional[Path]):
     from mdsurrogate.surrogate.ensemble import Surrogate
 
     try:
-        return Surrogate.load(model)
+        return Surrogate.load(model, system="charged")  # these studies sweep the charged-wall inputs
     except (SurrogateLoadError, OSError) as exc:
         fail(f"--model: {exc}")
 

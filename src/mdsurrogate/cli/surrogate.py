@@ -25,8 +25,8 @@ def _check_common(threads: int | None = None, members: int | None = None, error_
         _fail(f"--threads must be an integer in [1, 256], got {threads}")
     if members is not None and not 1 <= members <= 64:
         _fail(f"--members must be an integer in [1, 64], got {members}")
-    if error_scale is not None and not (math.isfinite(error_scale) and error_scale > 0):
-        _fail(f"--error-scale must be a finite number > 0, got {error_scale}")
+    if error_scale is not None and not (math.isfinite(error_scale) and 0 < error_scale <= 100):
+        _fail(f"--error-scale must be a factor in (0, 100] (1/2.1 corrects the authors' errors), got {error_scale}")
     if test_fraction is not None and not ((allow_zero_test and test_fraction == 0) or 0 < test_fraction < 1):
         _fail(f"--test-fraction must be {'0 (no test split) or ' if allow_zero_test else ''}a fraction in (0, 1), "
               f"got {test_fraction}")
@@ -251,7 +251,7 @@ def register(app: typer.Typer) -> None:
             _fail(f"--loss must be 'mse' (BaseNN) or 'soft' (ModNN), got {loss!r}")
         if lr is not None and not (math.isfinite(lr) and 0 < lr <= 1):
             _fail(f"--lr must be a learning rate in (0, 1], got {lr}")
-        for option, value, lo, hi in (("--epochs", epochs, 1, 10**6), ("--n1", n1, 1, 65536), ("--n2", n2, 1, 65536),
+        for option, value, lo, hi in (("--epochs", epochs, 1, 10**6), ("--n1", n1, 1, 8192), ("--n2", n2, 1, 8192),
                                       ("--batch-size", batch_size, 0, 10**6), ("--search-epochs", search_epochs, 1,
                                                                                10**6), ("--workers", workers, 1, 64)):
             if value is not None and not lo <= value <= hi:
@@ -338,6 +338,7 @@ def register(app: typer.Typer) -> None:
         import torch
 
         from mdsurrogate.dataset import load_dataset
+        from mdsurrogate.dataset.arrays import dataset_schema
         from mdsurrogate.evaluation.studies import LOSS_NAMES, random_split_report, report_markdown
         from mdsurrogate.io import atomic_path, write_json_atomic
         from mdsurrogate.provenance import provenance
@@ -380,6 +381,11 @@ def register(app: typer.Typer) -> None:
             ref = load_dataset(reference) if reference is not None else None
             ref_md = load_dataset(reference_md) if reference_md is not None else None
             pre = load_dataset(precise) if precise is not None else None
+            kind = dataset_schema(ds).kind
+            for option, other in (("--reference", ref), ("--reference-md", ref_md), ("--precise", pre)):
+                if other is not None and dataset_schema(other).kind != kind:
+                    raise ValueError(f"{option}: a {dataset_schema(other).kind}-wall dataset, DATA is of the "
+                                     f"{kind}-wall system: score a surrogate on MD of its own system")
             rep, surs = random_split_report(ds, members=members, seed=seed, test_fraction=test_fraction,
                                             losses=tuple(loss_list), baselines=baselines, reference=ref,
                                             reference_md=ref_md, precise=pre, say=typer.echo, config_fn=config_fn)
@@ -431,6 +437,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("prediction"), "--out", "-o", help="output prefix: PREFIX.nc/.tsv/.png"),
         allow_extrapolation: bool = typer.Option(False, help="predict outside the training ranges (warns)"),
         plot: bool = typer.Option(True, help="write PREFIX.png (the first 8 systems)"),
+        overwrite: bool = typer.Option(False, help="replace existing PREFIX.* files"),
         tsv: Optional[bool] = typer.Option(None, "--tsv/--no-tsv", help="write PREFIX.tsv (one row per point; "
                                                                         f"default: only for <= {TSV_AUTO_MAX} "
                                                                         "systems)"),
@@ -476,8 +483,10 @@ def register(app: typer.Typer) -> None:
             paths = {ext: prefix_path(out, ext, known) for ext in known}
             if inputs is not None:
                 check_input(inputs, "--input")
+            if Path(out).is_dir():
+                raise BadPath(f"--out: {out} is a folder; give a file name prefix (e.g. {Path(out) / 'prediction'})")
             for ext, path in paths.items():
-                check_output(path, "--out", inputs=[inputs, model])
+                check_output(path, "--out", overwrite=overwrite, inputs=[inputs, model])
             src = _read_systems(inputs, sur.schema.input_names) if inputs is not None else single
             X = inputs_to_array(src, sur.schema)
             if len(X) == 0:
@@ -512,6 +521,7 @@ def register(app: typer.Typer) -> None:
         split: str = typer.Option("all", help="'all' systems, or 'test'/'train' as recorded in the card"),
         allow_extrapolation: bool = typer.Option(False, help="score systems outside the training ranges too"),
         out: Optional[Path] = typer.Option(None, help="write the metrics as JSON here"),
+        overwrite: bool = typer.Option(False, help="replace an existing --out file"),
     ) -> None:
         """Score a saved surrogate against MD profiles: E, E_I/E_B, MSE, success rates."""
         import warnings
@@ -531,7 +541,7 @@ def register(app: typer.Typer) -> None:
         try:
             files = _data_files(data)
             if out is not None:
-                check_output(out, "--out", inputs=[*files, model])
+                check_output(out, "--out", overwrite=overwrite, inputs=[*files, model])
         except BadPath as exc:
             _fail(str(exc))
         try:

@@ -201,7 +201,11 @@ def consolidate(directory: str | os.PathLike, out: str | os.PathLike | None = No
         stored = run_ids_in([p for p in reuse_paths(patterns) if p != own])
         rows = [r for r in rows if r.run_id not in stored]
     if own is not None and own.is_file():  # never replace a file holding runs this directory cannot write again
-        lost = run_ids_in([own]) - {r.run_id for r in rows}
+        try:
+            held = run_ids_in([own])
+        except (OSError, ValueError, KeyError):
+            raise RuntimeError(f"{out} exists and is not a dataset file; refusing to replace it") from None
+        lost = held - {r.run_id for r in rows}
         if lost:
             raise RuntimeError(f"{out} holds {len(lost)} runs this campaign directory does not (e.g. "
                                f"{sorted(lost)[0]}): write a new file instead of replacing it")

@@ -163,6 +163,17 @@ class Page:
             "el => Array.from((el.shadowRoot || el).childNodes).filter(n => !['STYLE', 'LINK'].includes(n.nodeName))"
             ".map(n => n.textContent).join(' ')")
 
+    def wait_text(self, css: str, needle: str, timeout_s: float = 60.0) -> str:
+        """The element's text once it contains `needle` (a loaded machine updates it after the plots)."""
+        import time
+
+        end = time.monotonic() + timeout_s
+        got = self.text(css)
+        while needle not in got and time.monotonic() < end:
+            self.page.wait_for_timeout(200)
+            got = self.text(css)
+        return got
+
     def source(self, name: str) -> dict:
         return self.page.evaluate(
             "name => { const s = Bokeh.documents[0].get_model_by_name(name); const out = {};"
@@ -387,7 +398,7 @@ def test_auto_sweep_and_sensitivity(page):
         page.set_inputs(bound=1.0)
         page.click(".btn-auto")
         page.page.wait_for_function("() => Bokeh.documents[0].get_model_by_name('md_source').data.z.length == 0")
-        assert "Auto answered with ML" in page.text(".decision")
+        assert "Auto answered with ML" in page.wait_text(".decision", "Auto answered with ML")
         page.page.locator(".inp-asym input").uncheck()
     page.set_inputs(h=4.4, c=0.5, d_plus=0.415, sigma_s=-0.015)
     page.tab("Sweep")

@@ -374,10 +374,10 @@ def _kill_leftovers(marker: str) -> None:
 
 
 def _slow_spec(tmp_path: Path, camp: Path) -> Path:
-    spec = tmp_path / "slow.toml"  # 4 runs of 3 s, 2 at a time
+    spec = tmp_path / "slow.toml"  # 4 runs of 15 s, 2 at a time (stopped in the first batch: wide window under load)
     spec.write_text(f'[campaign]\nname = "slow"\ndirectory = "{camp}"\n[[design]]\ntype = "grid"\nh = [4.0]\n'
                     'c = [0.5]\nd_plus = [0.415]\nd_minus = [0.2, 0.415]\nsigma_s = [-0.01, -0.02]\n'
-                    f'[controls]\nsteps = 30000\n{SHORT}[execution]\nworkers = 2\n')
+                    f'[controls]\nsteps = 150000\n{SHORT}[execution]\nworkers = 2\n')
     return spec
 
 

@@ -144,6 +144,16 @@ def test_study_refuses_bad_options_and_the_other_system(tmp_path):
     assert r.returncode != 0
     assert "needs a dataset of the uncharged-wall system" in (r.stdout + r.stderr)
     assert "Traceback" not in r.stderr
+    # options checked before any fold trains (an --epochs 0 used to fail inside the tasks)
+    from typer.testing import CliRunner
+
+    from mdsurrogate.cli import app
+
+    for args, message in ((["--epochs", "0"], "--epochs must be an integer in [1, 1000000], got 0"),
+                          (["--models", ","], "--models must list at least one")):
+        res = CliRunner().invoke(app, ["study", "kadupitiya2020", str(FIXTURE), "-o", str(tmp_path / "d"), *args])
+        assert res.exit_code == 2 and message in res.output, res.output
+    assert not (tmp_path / "d").exists()
 
 
 def test_folds_keep_replicas_of_a_system_together():

@@ -222,6 +222,14 @@ def test_separation_indices_move_a_fraction_back(synth):
     assert len(tr5) + len(te5) == ds.sizes["system"]
 
 
+def test_separation_refuses_holdouts_that_name_nothing(tmp_path, synth):
+    ds = DataSource.of([synth]).load()
+    with pytest.raises(ValueError, match="finite values"):
+        separation.resolve_holdout(ds, {"c": [float("nan")]})
+    with pytest.raises(ValueError, match="'z_p' is not an input"):
+        separation.resolve_holdout(ds, {"z_p": [1.0]})
+
+
 def test_separation_study_counts_and_net_speedup(tmp_path, synth):
     study = _study("separation", tmp_path / "sep", synth)
     rec = separation.run(study, holdouts={"c=1.0": {"c": [1.0]}, "c=0.3": {"c": [0.3]}}, fractions=(0.0, 0.01, 0.5),

@@ -369,6 +369,13 @@ def kadupitiya2020(
     from mdsurrogate.surrogate.ensemble import Surrogate
 
     model_list = tuple(x.strip() for x in models.split(",") if x.strip())
+    if not model_list:
+        fail(f"--models must list at least one of baselines, ann_paper, ann_ours, profile, got {models!r}")
+    for option, value, lo, hi in (("--epochs", epochs, 1, 10**6), ("--paper-epochs", paper_epochs, 1, 10**6),
+                                  ("--folds", folds, 2, 1000), ("--paper-folds", paper_folds, 1, 1000),
+                                  ("--profile-folds", profile_folds, 1, 1000), ("--degree", degree, 1, 5)):
+        if value is not None and not lo <= value <= hi:
+            fail(f"{option} must be an integer in [{lo}, {hi}], got {value}")
     sur = None
     if model is not None:
         try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from mdsurrogate.dataset import inputs_array, separation_indices
+from mdsurrogate.dataset.arrays import input_names
 from mdsurrogate.evaluation.speedup import baseline_speedup, net_speedup_from_baseline, s_hpc
 from mdsurrogate.studies.runner import DataSource, StudyRun, md_table, task_key
 from mdsurrogate.studies.tasks import recipe, train_and_score
@@ -47,6 +48,10 @@ def resolve_holdout(ds, holdout: dict) -> tuple[dict, list[str]]:
     """The hold-out with every value replaced by the nearest value present in the dataset; notes on changes."""
     out, notes = {}, []
     for name, values in holdout.items():
+        if name not in input_names(ds):
+            raise ValueError(f"holdouts: {name!r} is not an input of this dataset ({', '.join(input_names(ds))})")
+        if not values or not all(np.isfinite(float(v)) for v in values):
+            raise ValueError(f"holdouts: {name} needs finite values, got {list(values)}")
         have = np.unique(np.round(ds[name].values, 6))
         got = []
         for v in values:

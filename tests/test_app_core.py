@@ -97,6 +97,8 @@ def _mdsurrogate(*args):
 def test_app_command_refuses_bad_ports():
     r = _mdsurrogate("app", "--port", "70000")
     assert r.returncode == 2 and "error: --port must be in [0, 65535]" in r.stderr
+    r = _mdsurrogate("app", "--address", "")
+    assert r.returncode == 2 and "error: --address must be a host name or IP address" in r.stderr
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()

@@ -92,3 +92,14 @@ def test_cost_with_a_foreign_summary_is_one_line(tmp_path):
                               "--out", str(tmp_path / "c")])
     assert res.exit_code == 2 and "Traceback" not in res.output and len(res.output.splitlines()) == 1
     assert "summar" in res.output
+
+
+@pytest.mark.parametrize("command", [["smoke", "sw"], ["barrier"], ["hops"], ["npt"], ["train"]])
+def test_out_must_be_a_folder(command, tmp_path):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    res = runner.invoke(app, ["proxima", *command, "--out", str(a_file)])
+    assert res.exit_code == 2 and "--out" in res.output and "not a folder" in res.output, res.output
+    assert a_file.read_text() == "mine"
+    res = runner.invoke(app, ["proxima", *command, "--out", ""])
+    assert res.exit_code == 2 and "give an output folder" in res.output, res.output

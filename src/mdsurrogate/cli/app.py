@@ -29,6 +29,8 @@ def register(app: typer.Typer) -> None:
 
         if not 0 <= port <= 65535:
             fail(f"--port must be in [0, 65535], got {port}")
+        if not address.strip():
+            fail("--address must be a host name or IP address (127.0.0.1, or 0.0.0.0 for every interface), got ''")
         try:
             with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as s:
                 s.bind((address, port))

@@ -54,6 +54,18 @@ def _check_common(seeds: int, steps: int, potential: str, target_err: float, min
     _check_int("--epochs", epochs, 1, 10**6)
 
 
+def _check_out(out: Path) -> None:
+    """--out: a folder (new, or one an earlier run of the experiment wrote: they resume), never a file."""
+    from mdsurrogate.io import BadPath, check_output
+
+    if str(out).strip() in ("", "."):
+        _fail(f"--out: give an output folder, got {str(out)!r}")
+    try:
+        check_output(out, "--out", kind="dir", overwrite=True)
+    except BadPath as exc:
+        _fail(str(exc))
+
+
 def _check_model_jobs(model: Path | None, jobs: int) -> None:
     import os
 
@@ -115,6 +127,7 @@ def npt(
     if barostat not in ("parrinello-rahman", "berendsen"):
         _fail(f"--barostat must be parrinello-rahman or berendsen, got {barostat!r}")
     out = out or Path("runs/proxima/npt" if barostat == "parrinello-rahman" else "runs/proxima/npt_berendsen")
+    _check_out(out)
     _check_model_jobs(model, jobs)
     es = _settings(seeds, steps, potential, target_err, min_target_fraction, n_blend, n_pretrain, epochs,
                    model=str(model) if model else None, jobs=jobs)
@@ -158,6 +171,7 @@ def hops(
     _check_float("--lattice", lattice, 4.0, 8.0, unit="A")
     _check_int("--equil-steps", equil_steps, 0, steps - SAMPLE_EVERY)
     _check_int("--min-dwell", min_dwell, 1, 10**9)
+    _check_out(out)
     _check_model_jobs(model, jobs)
     es = _settings(seeds, steps, potential, target_err, min_target_fraction, n_blend, n_pretrain, epochs,
                    lattice=lattice, equil_steps=equil_steps, min_dwell=min_dwell, sample_every=SAMPLE_EVERY,
@@ -186,6 +200,7 @@ def cost(
     unknown = [e for e in expensive if e not in TARGETS]
     if unknown:
         _fail(f"--expensive must name targets among {', '.join(TARGETS)}, got {unknown[0]!r}")
+    _check_out(out)
     found = [p for p in inputs if (p / "summary.json").exists() or p.is_file()]
     if not found:
         _fail("no experiment summaries found; run `proxima npt` / `proxima hops` first")
@@ -252,6 +267,7 @@ def train(
             _fail(f"--low-t must be a temperature in [1, 3000] K, got {t}")
     _check_int("--low-t-frames", low_t_frames, 1, 10**6)
     _check_int("--quench-frames", quench_frames, 0, 10**6)
+    _check_out(out)
     for name, v, lo, hi in (("--w-energy", w_energy, 0.0, 1e6), ("--lr", lr, 1e-8, 1.0), ("--lr-decay", lr_decay, 0.0,
                                                                                           0.99)):
         if not lo <= v <= hi:
@@ -293,6 +309,7 @@ def barrier(
     if potential not in POTENTIALS:
         _fail(f"--potential must be one of {', '.join(POTENTIALS)}, got {potential!r}")
     _check_int("--images", images, 1, 32)
+    _check_out(out)
     model = model or shipped_ensemble_path()
     _check_model_jobs(model, 1)
     r = barrier_report(model, out, potential, images)
@@ -313,6 +330,7 @@ def smoke(target: str = typer.Argument(..., help="tblite or cp2k"),
     from mdsurrogate.proxima.targets import available_targets
 
     _check_int("--steps", steps, 1, 10**9)
+    _check_out(out)
     if target not in available_targets():
         _fail(f"target {target!r} is not available here (have {', '.join(available_targets())})")
     r = smoke_run(target, steps=steps, out=out)

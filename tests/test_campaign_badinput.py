@@ -238,6 +238,20 @@ def test_a_ledger_that_is_a_fifo_or_folder_does_not_block(tmp_path):
 
 # ------------------------------------------------------------------------------- 5. --run-fn
 
+def test_dir_must_be_the_campaigns_own_or_a_new_folder(tmp_path, monkeypatch):
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'[campaign]\ndirectory = "{tmp_path / "camp"}"\n[[design]]\ntype = "grid"\nh = 4.0\n'
+                    f'c = 0.5\nd_plus = 0.415\nd_minus = 0.415\nsigma_s = -0.01\n[controls]\nsteps = 1000\n{SHORT}')
+    other = tmp_path / "thesis"
+    other.mkdir()
+    (other / "chapter1.tex").write_text("mine")
+    monkeypatch.chdir(other)
+    for where in (other, ""):
+        res, out = cli("campaign", "run", spec, "--dir", where, "--run-fn", SYNTH, "--no-progress")
+        refused(res, out, "--dir")
+    assert sorted(p.name for p in other.iterdir()) == ["chapter1.tex"]
+
+
 @pytest.mark.parametrize("fn", ["", "   ", "nocolon", "mdsurrogate.campaign.synthetic:", ":simulate",
                                 "no_such_module_4711:run", "mdsurrogate.campaign.synthetic:no_such_function",
                                 "mdsurrogate.campaign.synthetic:SYNTHETIC_STEPS_PER_S", "../evil:run"])

@@ -93,6 +93,11 @@ def run(
         fail(str(exc))
     if directory is not None and (directory.is_symlink() or directory.exists()) and not directory.is_dir():
         fail(f"--dir: {directory} exists and is not a folder")
+    if directory is not None and str(directory).strip() in ("", "."):
+        fail(f"--dir: give the campaign's own folder, got {str(directory)!r}")
+    if directory is not None and directory.is_dir() and any(directory.iterdir()) and not (
+            (directory / "ledger.sqlite").exists() or (directory / "ledger.sqlite").is_symlink()):
+        fail(f"--dir: {directory} holds other files and no campaign ledger: give a new folder or the campaign's own")
     try:
         summary = run_campaign(s, directory, run_fn=run_fn, workers=workers, cores_per_run=cores,
                                backend=backend, parsl_config=parsl_config, max_attempts=max_attempts, limit=limit,

@@ -313,7 +313,7 @@ def load_dataset(path: str | os.PathLike, error_scale: float = 1.0) -> xr.Datase
             ds = xr.load_dataset(path, engine="h5netcdf")
     except Exception as exc:  # noqa: BLE001 - corrupt, truncated or hostile files: one message naming the file
         kind = "an authors' profile pickle" if path.suffix in (".pk", ".pkl", ".pickle") else "a NetCDF dataset"
-        raise ValueError(f"{path}: not a readable {kind} ({type(exc).__name__}: {exc})") from None
+        raise ValueError(f"{path}: not readable as {kind} ({type(exc).__name__}: {exc})") from None
     if path.suffix in (".pk", ".pkl", ".pickle"):
         ds = ds.assign_coords(key=("system", ds["run_id"].values))
         ds.attrs.update(source=path.name, source_sha256=file_sha256(path), error_scale=float(error_scale),

@@ -401,7 +401,10 @@ def test_sighup_stops_the_campaign_like_sigterm(tmp_path):
     marker = str((camp / "ledger.sqlite").resolve())
     cmd = [sys.executable, "-c", "from mdsurrogate.cli import main; main()", "campaign", "run", str(spec),
            "--run-fn", SYNTH, "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # SIGHUP as a terminal sends it: under `nohup` the test itself runs with SIGHUP ignored, which a child inherits
+    # (and the campaign rightly keeps: nohup means "ignore hang-ups")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and proc.poll() is None:

@@ -254,7 +254,7 @@ def test_dir_must_be_the_campaigns_own_or_a_new_folder(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("fn", ["", "   ", "nocolon", "mdsurrogate.campaign.synthetic:", ":simulate",
                                 "no_such_module_4711:run", "mdsurrogate.campaign.synthetic:no_such_function",
-                                "mdsurrogate.campaign.synthetic:SYNTHETIC_STEPS_PER_S", "../evil:run"])
+                                "mdsurrogate.campaign.synthetic:SYNTHETIC_STEPS_PER_S", "../evil:run", "os:system"])
 def test_a_bad_run_fn_is_refused_before_anything_runs(tmp_path, fn):
     camp = tmp_path / "camp"
     spec = tmp_path / "s.toml"

@@ -68,6 +68,13 @@ def check_run_fn(path: Any, option: str = "run_fn") -> Callable:
         raise ValueError(f"{option}: module {module!r} has no function {name!r}")
     if not callable(fn):
         raise ValueError(f"{option}: {path!r} is a {type(fn).__name__}, not a function")
+    try:  # the worker calls fn(system, controls, out=..., workdir=...): refuse what cannot take that
+        inspect.signature(fn).bind(None, None, out=None, workdir=None)
+    except TypeError:
+        raise ValueError(f"{option}: {path!r} cannot be called as fn(system, controls, out=..., workdir=...) "
+                         "(the engine's `simulate` signature)") from None
+    except ValueError:
+        pass  # a builtin without a signature: left to the run
     return fn
 
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from mdsurrogate.cli.common import fail
+from mdsurrogate.cli.common import check_error_scale, fail
 
 campaign_app = typer.Typer(name="campaign", help="Define, run, resume and inspect MD campaigns; build the dataset.",
                            no_args_is_help=True)
@@ -234,15 +234,12 @@ def export(
                                                "are replaced)"),
 ) -> None:
     """Convert between the dataset (NetCDF), the authors' pickle format and nanoHUB-style tab-separated files."""
-    import math  # noqa: PLC0415
-
     from mdsurrogate import dataset  # noqa: PLC0415
     from mdsurrogate.io import BadPath, check_input, check_output, safe_name  # noqa: PLC0415
 
     if fmt not in ("netcdf", "pickle", "tsv"):
         fail(f"--format must be netcdf, pickle or tsv, got {fmt!r}")
-    if not (math.isfinite(error_scale) and 0 < error_scale <= 100):
-        fail(f"--error-scale must be a factor in (0, 100] (1/2.1 corrects the authors' errors), got {error_scale}")
+    check_error_scale(error_scale)
     try:
         check_input(source, "SOURCE")
         check_output(out, "--out", kind="dir" if fmt == "tsv" else "file", overwrite=overwrite, inputs=[source])

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import typer
@@ -15,6 +16,12 @@ def fail(msg: str, code: int = 2) -> None:
     """Print `error: msg` (one line) on stderr and exit with `code` (2: bad input or file)."""
     typer.secho(f"error: {' '.join(str(msg).split())}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=code)
+
+
+def check_error_scale(error_scale: float) -> None:
+    """--error-scale: a factor on the stored MD errors in (0, 100] (1/2.1 corrects the authors')."""
+    if not (math.isfinite(error_scale) and 0 < error_scale <= 100):
+        fail(f"--error-scale must be a factor in (0, 100] (1/2.1 corrects the authors' errors), got {error_scale}")
 
 
 def one_line(exc: BaseException) -> str:

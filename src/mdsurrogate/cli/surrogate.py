@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from mdsurrogate.cli.common import fail
+from mdsurrogate.cli.common import check_error_scale, fail
 
 
 def _fail(msg: str) -> None:
@@ -25,8 +25,8 @@ def _check_common(threads: int | None = None, members: int | None = None, error_
         _fail(f"--threads must be an integer in [1, 256], got {threads}")
     if members is not None and not 1 <= members <= 64:
         _fail(f"--members must be an integer in [1, 64], got {members}")
-    if error_scale is not None and not (math.isfinite(error_scale) and 0 < error_scale <= 100):
-        _fail(f"--error-scale must be a factor in (0, 100] (1/2.1 corrects the authors' errors), got {error_scale}")
+    if error_scale is not None:
+        check_error_scale(error_scale)
     if test_fraction is not None and not ((allow_zero_test and test_fraction == 0) or 0 < test_fraction < 1):
         _fail(f"--test-fraction must be {'0 (no test split) or ' if allow_zero_test else ''}a fraction in (0, 1), "
               f"got {test_fraction}")

@@ -57,6 +57,25 @@ def test_card_contents_and_roundtrip(trained):
     np.testing.assert_allclose(a.n_plus.values, b.n_plus.values, rtol=1e-6)
 
 
+def test_card_counts_systems_not_replica_rows():
+    """A dataset with a second run (replica) of some systems: the card's n_systems/n_train/n_test count systems,
+    the *_rows fields the runs, and the replicas sit on their system's side of the split."""
+    from mdsurrogate.surrogate.fit import fit_surrogate
+
+    ds = load_dataset(REF).isel(system=list(range(20)))
+    twin = ds.isel(system=list(range(6)))
+    if "run_id" in twin:
+        twin = twin.assign(run_id=("system", [f"{r}-seed2" for r in twin["run_id"].values.astype(str)]))
+    both = xr.concat([ds, twin], dim="system")
+    cfg = replace(default_config(), network=NetworkConfig(hidden=(8, 8), activations=("relu", "sigmoid")),
+                  max_epochs=2, eval_every=1, batch_size=32)
+    sur, report = fit_surrogate(both, cfg, n_members=1, n_test=5, seed=1)
+    td = sur.card["training_data"]
+    assert (td["n_systems"], td["n_train"], td["n_test"], td["n_rows"]) == (20, 15, 5, 26)
+    assert td["n_train_rows"] + td["n_test_rows"] == 26 and td["n_test_rows"] == len(report["split"]["test"])
+    assert not set(td["train_systems"]) & set(td["test_systems"]) and len(set(td["test_systems"])) == 5
+
+
 def test_predict_input_kinds_and_output(trained):
     _, sur, _ = trained
     one = sur.predict(SYSTEM)

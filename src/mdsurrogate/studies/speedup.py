@@ -118,7 +118,8 @@ def run(study: StudyRun, sur=None, system: dict | None = None, steps: int | None
     pred = measure_prediction(sur, np.array([system[k] for k in DEFAULT_SYSTEM]))
     t_fit = float(sum(m.get("train_time_s", 0.0) for m in sur.card.get("training", {}).get("members", []))) or \
         float("nan")
-    n_train = n_train or int(sur.card.get("training_data", {}).get("n_train") or 800)
+    td = sur.card.get("training_data", {})
+    n_train = n_train or int(td.get("n_train_rows") or td.get("n_train") or 800)  # MD runs the training cost
     sizes = [150, 200, 250, 300, 350, 400, 450, 500, 550, 1050, 1550, 2050, 2550, 3050, 3550]
     n_p = np.unique(np.geomspace(1, 1e7, 57).round()).astype(int)
     fit = t_fit if np.isfinite(t_fit) else 0.0

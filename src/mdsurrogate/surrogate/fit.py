@@ -42,8 +42,9 @@ def fit_surrogate(ds: xr.Dataset, config=None, n_members: int = 5, n_test: int |
     if config.network.system != kind:
         config = dataclasses.replace(config, network=config.network.for_system(kind))
     arrays = to_arrays(ds)
+    groups = system_groups(arrays.X)
     if n_test:
-        tr, te = split_indices(system_groups(arrays.X), n_test, seed=seed)
+        tr, te = split_indices(groups, n_test, seed=seed)
     else:
         tr, te = np.arange(len(arrays)), np.array([], dtype=int)
     train = arrays.take(tr)
@@ -52,8 +53,11 @@ def fit_surrogate(ds: xr.Dataset, config=None, n_members: int = 5, n_test: int |
     keys = [str(k) for k in ds["key"].values] if "key" in ds.coords else None
     training_data = {
         "source": ds.attrs.get("source", "unknown"), "source_sha256": ds.attrs.get("source_sha256", "unknown"),
-        "error_scale": float(ds.attrs.get("error_scale", 1.0)), "n_systems": int(len(arrays)),
-        "n_train": int(len(tr)), "n_test": int(len(te)), "split": "random", "split_seed": int(seed),
+        "error_scale": float(ds.attrs.get("error_scale", 1.0)),
+        # systems (replicas with other seeds count once), and the rows (runs) they hold
+        "n_systems": int(np.unique(groups).size), "n_train": int(np.unique(groups[tr]).size),
+        "n_test": int(np.unique(groups[te]).size), "n_rows": int(len(arrays)), "n_train_rows": int(len(tr)),
+        "n_test_rows": int(len(te)), "split": "random", "split_seed": int(seed),
         "train_systems": [keys[i] for i in tr] if keys else tr.tolist(),
         "test_systems": [keys[i] for i in te] if keys else te.tolist(),
     }

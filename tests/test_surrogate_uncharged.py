@@ -5,6 +5,7 @@ shipped in the package still loads and predicts exactly as before."""
 
 import json
 import re
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,7 +27,13 @@ from mdsurrogate.simulation.system import (
     UnchargedElectrolyte,
     system_schema,
 )
-from mdsurrogate.surrogate import ExtrapolationError, Surrogate, SurrogateLoadError, load_surrogate
+from mdsurrogate.surrogate import (
+    ExtrapolationError,
+    Surrogate,
+    SurrogateLoadError,
+    default_surrogate_path,
+    load_surrogate,
+)
 from mdsurrogate.surrogate.training import default_config
 
 DATA = Path(__file__).parent / "data" / "uncharged_small.nc"
@@ -176,18 +183,18 @@ def test_cli_trains_on_an_uncharged_dataset_and_predicts(tmp_path):
     assert res.exit_code == 0, res.output
 
 
-#: The shipped charged-wall surrogate's predictions, recorded with the code before the uncharged system was added
-#: (commit ba03a21): n_plus at points 0, 40, 125, 251, 400 of three systems.
+#: The shipped charged-wall surrogate's predictions (the full-grid retrain of 2026-12-07, commit after 40e2de8):
+#: n_plus at points 0, 40, 125, 251, 400 of three systems, and their decay lengths (nm).
 SHIPPED_X = np.array([[4.4, 0.5, 0.415, 0.415, -0.015], [4.0, 1.7, 0.25, 0.6, -0.02], [4.9, 0.15, 0.6, 0.3, -0.011]])
-SHIPPED_N_PLUS = [[0.0, 0.7444819211959839, 0.6033732891082764, 0.5952305197715759, 0.6217123866081238],
-                  [0.0, 2.000845193862915, 1.9087153673171997, 1.8981126546859741, 1.905799388885498],
-                  [0.0, 0.2742719352245331, 0.21574711799621582, 0.20406897366046906, 0.22897961735725403]]
-SHIPPED_DECAY = [0.56117232, 0.17700141, 1.01427205]  # interpolated between bins (2026-12-07; was the first bin past)
+SHIPPED_N_PLUS = [[0.0, 0.7404022216796875, 0.6064568758010864, 0.5914624929428101, 0.6215229630470276],
+                  [0.0, 2.0270605087280273, 1.90792715549469, 1.906736969947815, 1.8810455799102783],
+                  [0.0, 0.30006685853004456, 0.21477088332176208, 0.1991911679506302, 0.22735542058944702]]
+SHIPPED_DECAY = [0.5773780931549952, 0.17804996743913026, 0.9786763036147241]
 
 
-def test_the_shipped_charged_surrogate_loads_and_predicts_as_before():
+def test_the_shipped_charged_surrogate_loads_and_predicts_as_recorded(tmp_path):
     sur = Surrogate.load()
-    assert sur.system_kind == "charged" and "system_kind" not in sur.card  # its card is unchanged
+    assert sur.system_kind == "charged" and sur.card.get("system_kind", "charged") == "charged"
     assert Surrogate.load(system="charged").card["weights"]["sha256"] == sur.card["weights"]["sha256"]
     pred = sur.predict(SHIPPED_X)
     assert pred.sizes == {"system": 3, "point": 502}
@@ -195,6 +202,15 @@ def test_the_shipped_charged_surrogate_loads_and_predicts_as_before():
     np.testing.assert_allclose(pred.decay_length.values, SHIPPED_DECAY, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match=r"^inputs lack d_plus, d_minus, sigma_s; the surrogate of the charged-wall"):
         sur.predict(SYSTEM)
+    # a card saved before the uncharged system existed has no system_kind: it is the charged-wall system's
+    old = tmp_path / "old_card"
+    shutil.copytree(default_surrogate_path(), old)
+    card = json.loads((old / "card.json").read_text())
+    card.pop("system_kind", None)
+    (old / "card.json").write_text(json.dumps(card))
+    legacy = Surrogate.load(old)
+    assert legacy.system_kind == "charged"
+    np.testing.assert_allclose(legacy.predict(SHIPPED_X).n_plus.values, pred.n_plus.values, rtol=0, atol=0)
 
 
 def test_cli_trains_and_evaluates_on_a_campaign_in_parts(tmp_path):

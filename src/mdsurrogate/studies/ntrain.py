@@ -235,6 +235,16 @@ def _fit_lines(fits: dict | None, fitted: list[int] | None = None) -> list[str]:
     return out
 
 
+def _plain_log_ticks(axis, n: np.ndarray) -> None:
+    """Ticks 1-2-5 x 10^k within the data's range, written as plain numbers, no minor labels."""
+    from matplotlib.ticker import NullFormatter  # noqa: PLC0415 - matplotlib
+
+    ticks = [m * 10 ** k for k in range(1, 6) for m in (1, 2, 5) if n.min() <= m * 10 ** k <= n.max()]
+    if ticks:
+        axis.set_ticks(ticks, [str(t) for t in ticks])
+        axis.set_minor_formatter(NullFormatter())
+
+
 def _figures(study: StudyRun, table: list[dict], fits: dict, ref_table: list[dict] | None) -> None:
     import matplotlib  # noqa: PLC0415 - matplotlib
 
@@ -259,12 +269,13 @@ def _figures(study: StudyRun, table: list[dict], fits: dict, ref_table: list[dic
                        capsize=3, label="authors' MD (d = 0.415 slice)")
     ax[0].set(xscale="log", yscale="log", xlabel="N_train", ylabel="E (M)", title="overall RMSE (sun2023 Fig. 5)")
     ax[0].legend(fontsize=7)
+    _plain_log_ticks(ax[0].xaxis, n)  # matplotlib's minor labels overlap on a short log axis
     width = 0.2
     x = np.arange(len(table))
     for i, m in enumerate(("E_I+", "E_B+", "E_I-", "E_B-")):
         ax[1].bar(x + (i - 1.5) * width, [r[m] for r in table], width, yerr=[r.get(f"{m}_std", 0) for r in table],
                   capsize=2, label=m)
-    ax[1].set_xticks(x, [str(int(v)) for v in n])
+    ax[1].set_xticks(x, [str(int(v)) for v in n], rotation=45 if len(n) > 8 else 0, fontsize=8)
     ax[1].set(xlabel="N_train", ylabel="RMSE (M)", title="interface and bulk (sun2023 Fig. 8)")
     ax[1].legend(fontsize=7)
     study.save_figure(fig, "figure_error_vs_ntrain")
@@ -275,5 +286,6 @@ def _figures(study: StudyRun, table: list[dict], fits: dict, ref_table: list[dic
     if ref_table:
         ax.errorbar(n, [r["A"] for r in ref_table], fmt="^", label="A, authors' MD")
     ax.set(xscale="log", xlabel="N_train", ylabel="success rate", title="success rate vs N_train")
+    _plain_log_ticks(ax.xaxis, n)
     ax.legend(fontsize=7)
     study.save_figure(fig, "figure_success_rate")

@@ -326,7 +326,21 @@ def test_softlabels_repeats_give_paired_ratios_with_errors(tmp_path, synth):
 
     kw = dict(sizes=[40], recipes=("default",), n_test=20, epochs=60)
     one = softlabels.run(_study("softlabels", tmp_path / "sl", synth), **kw)["results"]
-    two = softlabels.run(_study("softlabels", tmp_path / "sl", synth), repeats=2, **kw)["results"]
+    study, bars = _study("softlabels", tmp_path / "sl", synth), {}
+    save = study.save_figure
+
+    def capture(fig, name="figure"):
+        if name == "figure_interface_bulk":
+            bars.update({c.get_label(): c.patches[0].get_height() for c in fig.axes[0].containers
+                         if hasattr(c, "patches")})
+        return save(fig, name)
+
+    study.save_figure = capture
+    two = softlabels.run(study, repeats=2, **kw)["results"]
+    # the interface/bulk bars are the means over both repeats, as in table.md
+    mean = {r["model"]: r for r in two["mean_rows"]}
+    assert bars == pytest.approx({f"{m} {part}": mean[m][f"MSE_{part}"] for m in ("BaseNN", "ModNN")
+                                  for part in ("interface", "bulk")})
     assert [r for r in two["rows"] if r["repeat"] == 0] == one["rows"]  # repeat 0 is the cached single run
     per = {(r["model"], r["repeat"]): r["E"] for r in two["rows"]}
     assert per[("BaseNN", 1)] != per[("BaseNN", 0)]  # another training set and seed

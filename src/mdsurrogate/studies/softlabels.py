@@ -226,9 +226,9 @@ def _figures(study, tasks, meta, done, sizes, recipes) -> None:
     import matplotlib.pyplot as plt  # noqa: PLC0415 - matplotlib
 
     first = min((meta[t[0]].get("repeat", 0) for t in tasks), default=0)
-    tasks = [t for t in tasks if meta[t[0]].get("repeat", 0) == first]  # the figures show the first repeat cached
+    first_tasks = [t for t in tasks if meta[t[0]].get("repeat", 0) == first]  # loss curves: the first repeat cached
     fig, axes = plt.subplots(len(recipes), len(sizes), figsize=(4.2 * len(sizes), 3.6 * len(recipes)), squeeze=False)
-    for key, _, _ in tasks:
+    for key, _, _ in first_tasks:
         m = meta[key]
         ax = axes[list(recipes).index(m["recipe"]), sizes.index(m["N_train"])]
         h = done[key]["history"]
@@ -245,10 +245,18 @@ def _figures(study, tasks, meta, done, sizes, recipes) -> None:
         x = np.arange(len(sizes))
         for j, loss in enumerate(LOSSES):
             for k, part in enumerate(("MSE_interface", "MSE_bulk")):
-                vals = [next((done[key]["test"][part] for key, _, _ in tasks if meta[key]["recipe"] == rname and
-                              meta[key]["N_train"] == n and meta[key]["loss"] == loss), np.nan) for n in sizes]
-                ax.bar(x + (2 * j + k - 1.5) * 0.2, vals, 0.2, label=f"{LOSSES[loss]} {part.split('_')[1]}")
+                # mean over every repeat cached (as in table.md), error bar its standard error
+                per_n = [[done[key]["test"][part] for key, _, _ in tasks if meta[key]["recipe"] == rname and
+                          meta[key]["N_train"] == n and meta[key]["loss"] == loss] for n in sizes]
+                mean = [float(np.mean(v)) if v else np.nan for v in per_n]
+                sem = [float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0 for v in per_n]
+                yerr = sem if max(map(len, per_n)) > 1 else None
+                ax.bar(x + (2 * j + k - 1.5) * 0.2, mean, 0.2, yerr=yerr, capsize=2,
+                       label=f"{LOSSES[loss]} {part.split('_')[1]}")
+        n_rep = len({meta[key].get("repeat", 0) for key, _, _ in tasks if meta[key]["recipe"] == rname})
         ax.set_xticks(x, [str(n) for n in sizes])
-        ax.set(yscale="log", xlabel="N_train", ylabel="test MSE (M^2)", title=f"{rname} recipe (kadupitiya2021 Fig. 4)")
+        ax.set(yscale="log", xlabel="N_train", ylabel="test MSE (M^2)",
+               title=f"{rname} recipe (kadupitiya2021 Fig. 4)\n" +
+               (f"mean of {n_rep} repeats, error bars: standard error" if n_rep > 1 else "one repeat"))
         ax.legend(fontsize=7)
     study.save_figure(fig, "figure_interface_bulk")

@@ -138,10 +138,12 @@ def run(study: StudyRun, sizes: list[int] | None = None, recipes: tuple[str, ...
                          "best_epoch": r["best_epoch"], "epochs_run": r["epochs_run"],
                          "val_final/best": r["final_over_best_val"], "train_time_s": r["train_time_s"]})
     ratios = [x for rname in recipes for n in sizes if (x := paired_ratios(rows_out, rname, n))]
+    means = mean_rows(rows_out)
     _figures(study, tasks, meta, done, sizes, recipes)
+    _figure_interface_bulk(study, rows_out, means, sizes, recipes)
     results = {"n_systems": n_sys, "n_test": n_test, "sizes": sizes, "recipes": list(recipes),
                "reference": reference is not None, "repeats": repeats,
-               "paper_epochs": paper_epochs, "rows": rows_out, "mean_rows": mean_rows(rows_out), "ratios": ratios,
+               "paper_epochs": paper_epochs, "rows": rows_out, "mean_rows": means, "ratios": ratios,
                "paper": PAPER,
                "histories": {key: {**meta[key], "history": done[key]["history"]} for key, _, _ in tasks}}
     return study.finish(results, _markdown(results), n_systems=n_sys)
@@ -240,20 +242,27 @@ def _figures(study, tasks, meta, done, sizes, recipes) -> None:
     fig.suptitle("validation loss vs epoch (kadupitiya2021 Fig. 3)")
     fig.tight_layout()
     study.save_figure(fig, "figure_loss_curves")
+
+
+def _figure_interface_bulk(study, rows: list[dict], means: list[dict], sizes, recipes) -> None:
+    """kadupitiya2021 Fig. 4: interface and bulk test MSE per model, the means of table.md (`mean_rows`) with the
+    standard error over repeats as error bars."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - matplotlib (backend set by _figures)
+
+    def cell(table, rname, n, model):
+        return [r for r in table if (r["recipe"], r["N_train"], r["model"]) == (rname, n, model)]
+
     fig, axes = plt.subplots(1, len(recipes), figsize=(6 * len(recipes), 4), squeeze=False)
     for ax, rname in zip(axes[0], recipes):
         x = np.arange(len(sizes))
-        for j, loss in enumerate(LOSSES):
+        n_rep = max((r["repeats"] for r in means if r["recipe"] == rname), default=1)
+        for j, model in enumerate(LOSSES.values()):
             for k, part in enumerate(("MSE_interface", "MSE_bulk")):
-                # mean over every repeat cached (as in table.md), error bar its standard error
-                per_n = [[done[key]["test"][part] for key, _, _ in tasks if meta[key]["recipe"] == rname and
-                          meta[key]["N_train"] == n and meta[key]["loss"] == loss] for n in sizes]
-                mean = [float(np.mean(v)) if v else np.nan for v in per_n]
+                mean = [next((r[part] for r in cell(means, rname, n, model)), np.nan) for n in sizes]
+                per_n = [[r[part] for r in cell(rows, rname, n, model)] for n in sizes]
                 sem = [float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0 for v in per_n]
-                yerr = sem if max(map(len, per_n)) > 1 else None
-                ax.bar(x + (2 * j + k - 1.5) * 0.2, mean, 0.2, yerr=yerr, capsize=2,
-                       label=f"{LOSSES[loss]} {part.split('_')[1]}")
-        n_rep = len({meta[key].get("repeat", 0) for key, _, _ in tasks if meta[key]["recipe"] == rname})
+                ax.bar(x + (2 * j + k - 1.5) * 0.2, mean, 0.2, yerr=sem if n_rep > 1 else None, capsize=2,
+                       label=f"{model} {part.split('_')[1]}")
         ax.set_xticks(x, [str(n) for n in sizes])
         ax.set(yscale="log", xlabel="N_train", ylabel="test MSE (M^2)",
                title=f"{rname} recipe (kadupitiya2021 Fig. 4)\n" +
